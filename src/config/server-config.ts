@@ -1,0 +1,161 @@
+/**
+ * @module config/server-config
+ * Server settings from flags and an optional YAML file (`--config`), validated once at startup.
+ * Flags win over the file; the file wins over defaults. Every problem is a ConfigError naming the
+ * flag or key and what it accepts.
+ */
+
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { parseDocument } from 'yaml'
+import { ConfigError } from '../errors.ts'
+import { LOG_LEVELS } from '../log.ts'
+import type { ListenAddress } from '../server/index.ts'
+import { DEFAULT_TCP_LIMITS, type TcpLimits } from '../server/tcp.ts'
+
+export interface ServeConfig {
+  readonly zones: string
+  readonly listen: readonly ListenAddress[]
+  readonly logLevel: (typeof LOG_LEVELS)[number]
+  /** Fraction of queries logged, 0 (off) to 1. */
+  readonly queryLogSample: number
+  readonly nsid: Buffer | undefined
+  readonly chaosId: string | undefined
+  readonly chaosVersion: string | undefined
+  readonly maxUdpSize: number
+  readonly tcp: TcpLimits
+  readonly watch: boolean
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:5300'
+
+/** `127.0.0.1:5300`, `[::1]:5300`. IPv6 needs the brackets so the port is unambiguous. */
+export function parseListen(text: string): ListenAddress {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text)
+  const host = m?.[1]
+  const port = Number(m?.[2])
+  if (!host || !isIP(host) || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`--listen: expected ADDRESS:PORT such as 127.0.0.1:5300 or [::1]:5300, got "${text}"`)
+  }
+  return { host, port }
+}
+
+/** NSID from text, or from hex with a `0x` prefix (RFC 5001 allows any bytes). */
+export function parseNsid(text: string): Buffer {
+  if (/^0x([0-9a-f]{2})+$/i.test(text)) return Buffer.from(text.slice(2), 'hex')
+  const b = Buffer.from(text, 'utf8')
+  if (b.length === 0 || b.length > 512) throw new ConfigError('nsid: expected 1..512 bytes of text or 0x-prefixed hex')
+  return b
+}
+
+/** The subset of flags `gslb serve` takes, as parsed by node:util parseArgs. */
+export interface ServeFlags {
+  readonly config?: string | undefined
+  readonly zones?: string | undefined
+  readonly listen?: readonly string[] | undefined
+  readonly 'log-level'?: string | undefined
+  readonly 'query-log-sample'?: string | undefined
+  readonly nsid?: string | undefined
+  readonly 'chaos-id'?: string | undefined
+  readonly 'chaos-version'?: string | undefined
+  readonly 'no-watch'?: boolean | undefined
+}
+
+const FILE_KEYS = [
+  'zones',
+  'listen',
+  'logLevel',
+  'queryLogSample',
+  'nsid',
+  'chaos',
+  'maxUdpSize',
+  'tcp',
+  'watch',
+] as const
+const TCP_KEYS = ['idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'maxPendingOutput'] as const
+
+type Obj = Record<string, unknown>
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function readConfigFile(path: string): Obj {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new ConfigError(`--config: cannot read ${path}: ${(e as Error).message}`)
+  }
+  const doc = parseDocument(text)
+  if (doc.errors.length > 0) throw new ConfigError(`${path}: ${doc.errors[0]!.message}`)
+  const v: unknown = doc.toJS()
+  if (v === null || v === undefined) return {}
+  if (!isObj(v)) throw new ConfigError(`${path}: expected a mapping of settings`)
+  for (const k of Object.keys(v)) {
+    if (!(FILE_KEYS as readonly string[]).includes(k)) {
+      throw new ConfigError(`${path}: unknown setting "${k}"; known: ${FILE_KEYS.join(', ')}`)
+    }
+  }
+  return v
+}
+
+function str(v: unknown, what: string): string | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${what}: expected text`)
+  return String(v)
+}
+
+function int(v: unknown, what: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined
+  const n = typeof v === 'string' ? Number(v) : v
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${what}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`)
+  }
+  return n
+}
+
+export function resolveServeConfig(flags: ServeFlags): ServeConfig {
+  const file = flags.config ? readConfigFile(flags.config) : {}
+  const where = flags.config ?? 'config'
+
+  const listenText = flags.listen?.length ? flags.listen : file['listen'] ?? [DEFAULT_LISTEN]
+  const listenList = Array.isArray(listenText) ? listenText : [listenText]
+  const listen = listenList.map((l) => parseListen(String(l)))
+
+  const level = str(flags['log-level'] ?? file['logLevel'], 'log level') ?? 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`)
+  }
+
+  const sampleRaw = flags['query-log-sample'] ?? file['queryLogSample'] ?? 0
+  const sample = Number(sampleRaw)
+  if (!Number.isFinite(sample) || sample < 0 || sample > 1) {
+    throw new ConfigError(`--query-log-sample: expected a fraction from 0 to 1, got "${String(sampleRaw)}"`)
+  }
+
+  const nsidText = str(flags.nsid ?? file['nsid'], 'nsid')
+  const chaos = file['chaos']
+  if (chaos !== undefined && !isObj(chaos)) throw new ConfigError(`${where}: chaos: expected { id, version }`)
+  const tcpFile = file['tcp']
+  if (tcpFile !== undefined && !isObj(tcpFile)) throw new ConfigError(`${where}: tcp: expected a mapping`)
+  const tcp: Record<string, number> = { ...DEFAULT_TCP_LIMITS }
+  for (const [k, v] of Object.entries(tcpFile ?? {})) {
+    if (!(TCP_KEYS as readonly string[]).includes(k)) {
+      throw new ConfigError(`${where}: tcp.${k}: unknown; known: ${TCP_KEYS.join(', ')}`)
+    }
+    tcp[k] = int(v, `${where}: tcp.${k}`, 1, 10_000_000)!
+  }
+  const watchFile = file['watch']
+  if (watchFile !== undefined && typeof watchFile !== 'boolean') throw new ConfigError(`${where}: watch: expected true or false`)
+
+  return Object.freeze({
+    zones: str(flags.zones ?? file['zones'], 'zones') ?? 'zones',
+    listen,
+    logLevel: level as ServeConfig['logLevel'],
+    queryLogSample: sample,
+    nsid: nsidText === undefined ? undefined : parseNsid(nsidText),
+    chaosId: str(flags['chaos-id'] ?? chaos?.['id'], 'chaos id'),
+    chaosVersion: str(flags['chaos-version'] ?? chaos?.['version'], 'chaos version'),
+    maxUdpSize: int(file['maxUdpSize'], `${where}: maxUdpSize`, 512, 65535) ?? 1232,
+    tcp: tcp as unknown as TcpLimits,
+    watch: flags['no-watch'] ? false : (watchFile ?? true),
+  })
+}

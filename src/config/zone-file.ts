@@ -1,0 +1,169 @@
+/**
+ * @module config/zone-file
+ * Reads one zone file into records. Two formats share the record syntax of RFC 1035:
+ *
+ * - `*.zone`: a plain master file, as BIND, NSD and Knot read it. The origin is `$ORIGIN` when the
+ *   file sets one before its first record, else the file name without `.zone`.
+ * - `*.yaml` / `*.yml`: our GSLB zone file. `records:` holds master-file lines verbatim; the keys
+ *   beside it carry what a master file cannot (and, as they land, pools, checks and policies).
+ *
+ * Every problem is returned with file, line and field; nothing here throws for bad input.
+ */
+
+import { readFileSync } from 'node:fs'
+import { basename, dirname, isAbsolute, relative, resolve } from 'node:path'
+import { isMap, isScalar, LineCounter, parseDocument, Scalar } from 'yaml'
+import { type Name, parseName } from '../dns/name.ts'
+import { GslbError, ZoneError } from '../errors.ts'
+import { parseMasterFile } from '../zone/masterfile.ts'
+import { parseTtl } from '../zone/rdata.ts'
+import { MAX_TTL, type RR } from '../zone/types.ts'
+
+export interface ZoneFileResult {
+  readonly origin: Name | undefined
+  readonly records: readonly RR[]
+  readonly errors: readonly ZoneError[]
+  /** Every file read (the zone file and its $INCLUDEs), so a reload can tell whether anything changed. */
+  readonly sources: ReadonlyMap<string, string>
+}
+
+export const ZONE_EXTENSIONS = ['.zone', '.yaml', '.yml'] as const
+
+/** Keys of the YAML zone format, with what each holds (the error for an unknown key lists them). */
+const YAML_KEYS = {
+  zone: 'the zone apex, e.g. example.com (default: the file name)',
+  ttl: 'default TTL for records without one, seconds or BIND units like 1h',
+  records: 'RFC 1035 master-file lines, as a literal block (records: |)',
+} as const
+
+export function isZoneFile(name: string): boolean {
+  return !name.startsWith('.') && ZONE_EXTENSIONS.some((ext) => name.endsWith(ext))
+}
+
+/** Origin implied by a file name: `example.com.zone` -> `example.com.`. */
+export function originFromFileName(path: string): string {
+  const base = basename(path)
+  const ext = ZONE_EXTENSIONS.find((e) => base.endsWith(e)) ?? ''
+  return base.slice(0, base.length - ext.length) + '.'
+}
+
+/**
+ * `$INCLUDE` may only name files inside the zone directory: zone files come from operators, but a
+ * path like /etc/shadow in one should not end up in error messages or logs.
+ */
+function includeReader(root: string, sources: Map<string, string>) {
+  return (path: string, fromFile: string): { file: string; text: string } => {
+    const full = isAbsolute(path) ? path : resolve(dirname(fromFile), path)
+    const rel = relative(resolve(root), full)
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      throw new GslbError(`$INCLUDE ${path} is outside the zone directory ${root}`)
+    }
+    const text = readFileSync(full, 'utf8')
+    sources.set(full, text)
+    return { file: full, text }
+  }
+}
+
+export function readZoneFile(path: string, root: string = dirname(path)): ZoneFileResult {
+  const sources = new Map<string, string>()
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    const err = new ZoneError({ file: path, line: 0 }, 'file', (e as Error).message)
+    return { origin: undefined, records: [], errors: [err], sources }
+  }
+  sources.set(path, text)
+  const readInclude = includeReader(root, sources)
+  if (path.endsWith('.zone')) return { ...parseMaster(path, text, readInclude), sources }
+  return { ...parseYamlZone(path, text, readInclude), sources }
+}
+
+type IncludeReader = ReturnType<typeof includeReader>
+
+function parseMaster(path: string, text: string, readInclude: IncludeReader) {
+  let origin: Name | undefined
+  try {
+    origin = parseName(originFromFileName(path))
+  } catch {
+    origin = undefined
+  }
+  const res = parseMasterFile(text, { file: path, ...(origin ? { origin } : {}), readInclude })
+  // A $ORIGIN in the file decides the apex: it is how BIND users name the zone inside the file.
+  const apex = res.origin ?? origin
+  const errors = [...res.errors]
+  if (!apex) errors.push(new ZoneError({ file: path, line: 1 }, 'origin', 'no $ORIGIN and the file name is not a domain name'))
+  return { origin: apex, records: res.records, errors }
+}
+
+function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
+  const lc = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
+  const errors: ZoneError[] = []
+  const lineOf = (offset: number | undefined): number => (offset === undefined ? 1 : lc.linePos(offset).line)
+  for (const e of doc.errors) errors.push(new ZoneError({ file: path, line: lineOf(e.pos[0]) }, 'yaml', e.message.split('\n')[0]!))
+  if (errors.length > 0) return { origin: undefined, records: [], errors }
+  const root = doc.contents
+  if (!isMap(root)) {
+    errors.push(new ZoneError({ file: path, line: 1 }, 'yaml', 'a zone file must be a mapping with keys zone, ttl, records'))
+    return { origin: undefined, records: [], errors }
+  }
+
+  let origin: Name | undefined
+  let defaultTtl: number | undefined
+  let recordsNode: Scalar | undefined
+  let zoneText = originFromFileName(path)
+  let zoneLine = 1
+  for (const pair of root.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+    const keyLine = lineOf(isScalar(pair.key) ? pair.key.range?.[0] : undefined)
+    const pos = { file: path, line: keyLine }
+    const value = pair.value
+    if (!(key in YAML_KEYS)) {
+      const known = Object.entries(YAML_KEYS)
+        .map(([k, v]) => `${k} (${v})`)
+        .join('; ')
+      errors.push(new ZoneError(pos, key, `unknown key; known keys: ${known}`))
+      continue
+    }
+    if (!isScalar(value)) {
+      errors.push(new ZoneError(pos, key, 'expected a single value, not a list or mapping'))
+      continue
+    }
+    if (key === 'zone') {
+      zoneText = String(value.value)
+      zoneLine = keyLine
+      if (!zoneText.endsWith('.')) zoneText += '.'
+    } else if (key === 'ttl') {
+      const ttl = parseTtl(String(value.value), MAX_TTL)
+      if (ttl === undefined || ttl > MAX_TTL) errors.push(new ZoneError(pos, 'ttl', `expected 0..${MAX_TTL} seconds or units like 1h, got "${String(value.value)}"`))
+      else defaultTtl = ttl
+    } else if (key === 'records') {
+      if (typeof value.value !== 'string') errors.push(new ZoneError(pos, 'records', 'expected master-file lines as text (records: |)'))
+      else if (value.type === Scalar.BLOCK_FOLDED)
+        errors.push(new ZoneError(pos, 'records', 'use a literal block (records: |), not a folded one (>): folding joins the lines'))
+      else recordsNode = value
+    }
+  }
+  try {
+    origin = parseName(zoneText)
+  } catch (e) {
+    errors.push(new ZoneError({ file: path, line: zoneLine }, 'zone', (e as Error).message))
+  }
+  if (!recordsNode) {
+    if (errors.length === 0) errors.push(new ZoneError({ file: path, line: 1 }, 'records', 'missing; a zone needs at least its SOA and NS records'))
+    return { origin, records: [], errors }
+  }
+  if (!origin) return { origin, records: [], errors }
+  const headerLine = lineOf(recordsNode.range?.[0])
+  const firstLine = recordsNode.type === Scalar.BLOCK_LITERAL ? headerLine + 1 : headerLine
+  const res = parseMasterFile(String(recordsNode.value), {
+    file: path,
+    origin,
+    firstLine,
+    readInclude,
+    ...(defaultTtl !== undefined ? { defaultTtl } : {}),
+  })
+  errors.push(...res.errors)
+  return { origin, records: res.records, errors }
+}

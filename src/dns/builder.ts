@@ -1,0 +1,195 @@
+/**
+ * @module dns/builder
+ * Builds response templates at compile time, with RFC 1035 name compression. Speed does not
+ * matter here (it runs once per answer shape); getting compression and the fixup list right does.
+ */
+
+import type { Name } from './name.ts'
+import { SECTION_ADDITIONAL, type Template } from './template.ts'
+import { T } from './types.ts'
+
+/** The question of a template: the real name, or a stand-in `*.<suffix>` (see dns/template). */
+export interface TemplateQuestion {
+  readonly name: Name
+  readonly qtype: number
+  /** True when only the suffix below the first label is known; the full name is then the client's. */
+  readonly standIn: boolean
+  /** Defaults to IN; CHAOS answers use CH. */
+  readonly qclass?: number
+}
+
+/** Owner written as a pointer to the question name: whatever the client asked (wildcards, exact names). */
+export const QNAME = Symbol('qname')
+export type Owner = Name | typeof QNAME
+
+export interface RRsetInput {
+  readonly owner: Owner
+  readonly type: number
+  readonly ttl: number
+  readonly rdatas: readonly Buffer[]
+  readonly class?: number
+}
+
+const COMPRESSIBLE = new Set<number>([T.NS, T.CNAME, T.PTR, T.MX, T.SOA])
+const MAX_MESSAGE = 65535
+
+export class MessageTooLargeError extends Error {}
+
+export class TemplateBuilder {
+  #buf = Buffer.alloc(MAX_MESSAGE + 512)
+  #len = 0
+  #dict = new Map<string, number>()
+  #fixups: number[] = []
+  #rrsetEnd: number[] = []
+  #rrsetSection: number[] = []
+  #rrsetCount: number[] = []
+  #rrsetRequired: number[] = []
+  #counts = [0, 0, 0]
+  #lastSection = 0
+  readonly #qnameLen: number
+
+  constructor(q: TemplateQuestion) {
+    this.#len = 12
+    const start = this.#len
+    q.name.wire.copy(this.#buf, start)
+    this.#len += q.name.wire.length
+    this.#qnameLen = q.name.wire.length
+    // Register every suffix of the question name; with a stand-in, the full name is not the client's.
+    let off = 0
+    const wire = q.name.wire
+    let first = true
+    while (wire[off] !== 0) {
+      if (!(first && q.standIn)) this.#dict.set(keyAt(wire, off), start + off)
+      first = false
+      off += wire[off]! + 1
+    }
+    this.#buf.writeUInt16BE(q.qtype, this.#len)
+    this.#buf.writeUInt16BE(q.qclass ?? 1, this.#len + 2)
+    this.#len += 4
+  }
+
+  /** Adds a whole RRset. `required` marks additional data whose loss must set TC (RFC 9471 glue). */
+  add(section: number, rrset: RRsetInput, required = false): void {
+    if (section < this.#lastSection) throw new Error('sections must be added in order')
+    this.#lastSection = section
+    for (const rdata of rrset.rdatas) {
+      this.#writeOwner(rrset.owner)
+      this.#u16(rrset.type)
+      this.#u16(rrset.class ?? 1)
+      this.#u32(rrset.ttl)
+      const lenAt = this.#len
+      this.#len += 2
+      this.#writeRdata(rrset.type, rdata)
+      this.#buf.writeUInt16BE(this.#len - lenAt - 2, lenAt)
+    }
+    if (this.#len > MAX_MESSAGE) throw new MessageTooLargeError('response would exceed 65535 bytes')
+    this.#counts[section]! += rrset.rdatas.length
+    this.#rrsetEnd.push(this.#len)
+    this.#rrsetSection.push(section)
+    this.#rrsetCount.push(rrset.rdatas.length)
+    this.#rrsetRequired.push(required && section === SECTION_ADDITIONAL ? 1 : 0)
+  }
+
+  /** Current size; callers use it to skip additional data that would overflow 64 KiB. */
+  get length(): number {
+    return this.#len
+  }
+
+  finish(flags: number): Template {
+    const bytes = Buffer.from(this.#buf.subarray(0, this.#len))
+    bytes.writeUInt16BE(0, 0)
+    bytes.writeUInt16BE(flags, 2)
+    bytes.writeUInt16BE(1, 4)
+    bytes.writeUInt16BE(this.#counts[0]!, 6)
+    bytes.writeUInt16BE(this.#counts[1]!, 8)
+    bytes.writeUInt16BE(this.#counts[2]!, 10)
+    return Object.freeze({
+      bytes,
+      qnameLen: this.#qnameLen,
+      flags,
+      fixups: Uint16Array.from(this.#fixups),
+      rrsetEnd: Uint16Array.from(this.#rrsetEnd),
+      rrsetSection: Uint8Array.from(this.#rrsetSection),
+      rrsetCount: Uint16Array.from(this.#rrsetCount),
+      rrsetRequired: Uint8Array.from(this.#rrsetRequired),
+    })
+  }
+
+  #writeOwner(owner: Owner): void {
+    if (owner === QNAME) {
+      this.#u16(0xc000 | 12)
+      return
+    }
+    this.#writeName(owner.wire)
+  }
+
+  #writeRdata(type: number, rdata: Buffer): void {
+    if (!COMPRESSIBLE.has(type)) {
+      rdata.copy(this.#buf, this.#len)
+      this.#len += rdata.length
+      return
+    }
+    // RFC 3597 section 4: only the RFC 1035 types may carry compressed names in rdata.
+    let o = 0
+    if (type === T.MX) {
+      rdata.copy(this.#buf, this.#len, 0, 2)
+      this.#len += 2
+      o = 2
+    }
+    o = this.#writeName(rdata, o)
+    if (type === T.SOA) {
+      o = this.#writeName(rdata, o)
+      rdata.copy(this.#buf, this.#len, o, o + 20)
+      this.#len += 20
+    }
+  }
+
+  /** Writes the uncompressed name at `wire[start..]` compressed; returns the offset after it in `wire`. */
+  #writeName(wire: Buffer, start = 0): number {
+    let off = start
+    while (wire[off] !== 0) {
+      const key = keyAt(wire, off)
+      const target = this.#dict.get(key)
+      if (target !== undefined) {
+        // Pointers to the start of the question name stay put; all others follow the question length.
+        if (target !== 12) this.#fixups.push(this.#len)
+        this.#u16(0xc000 | target)
+        return skipToEnd(wire, off)
+      }
+      if (this.#len < 0x3fff) this.#dict.set(key, this.#len)
+      const l = wire[off]!
+      wire.copy(this.#buf, this.#len, off, off + l + 1)
+      this.#len += l + 1
+      off += l + 1
+    }
+    this.#buf[this.#len++] = 0
+    return off + 1
+  }
+
+  #u16(v: number): void {
+    this.#buf.writeUInt16BE(v, this.#len)
+    this.#len += 2
+  }
+
+  #u32(v: number): void {
+    this.#buf.writeUInt32BE(v >>> 0, this.#len)
+    this.#len += 4
+  }
+}
+
+function keyAt(wire: Buffer, off: number): string {
+  let end = off
+  while (wire[end] !== 0) end += wire[end]! + 1
+  let s = ''
+  for (let i = off; i <= end; i++) {
+    const c = wire[i]!
+    s += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c)
+  }
+  return s
+}
+
+function skipToEnd(wire: Buffer, off: number): number {
+  let o = off
+  while (wire[o] !== 0) o += wire[o]! + 1
+  return o + 1
+}

@@ -1,0 +1,126 @@
+/**
+ * @module query/handle
+ * The query pipeline: bytes in, bytes (or silence) out. Flat early exits in RFC order, then one
+ * table lookup and a template copy. Everything here is synchronous and touches only memory.
+ */
+
+import { TemplateBuilder } from '../dns/builder.ts'
+import { parseName } from '../dns/name.ts'
+import { ParseResult, parseQuery, Query } from '../dns/query.ts'
+import { EDNS_UDP_SIZE, type EdnsConfig, errorResponse, optLength, writeOpt } from '../dns/response.ts'
+import { FLAG_AA, FLAG_QR, type RenderInput, render, SECTION_ANSWER, type Template } from '../dns/template.ts'
+import { RCODE, T } from '../dns/types.ts'
+import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
+import { EMPTY_TABLE, lookup, type ZoneTable } from '../zone/table.ts'
+
+export interface ChaosConfig {
+  /** Answer for `id.server` / `hostname.bind` CH TXT; undefined leaves them REFUSED. */
+  readonly id?: string | undefined
+  /** Answer for `version.bind` / `version.server` CH TXT. */
+  readonly version?: string | undefined
+}
+
+export interface AnswerConfig {
+  readonly nsid?: Buffer | undefined
+  readonly chaos?: ChaosConfig | undefined
+  /** Largest UDP response we send, whatever the client offers (RFC 6891 lets us cap it). */
+  readonly maxUdpSize?: number | undefined
+}
+
+export type Transport = 'udp' | 'tcp'
+
+/** One per process: owns the reusable Query scratch object and the current zone table. */
+export class Answerer {
+  #table: ZoneTable = EMPTY_TABLE
+  readonly #q = new Query()
+  readonly #edns: EdnsConfig
+  readonly #maxUdp: number
+  readonly #chaos: ReadonlyMap<string, Template>
+  readonly #render: { -readonly [K in keyof RenderInput]: RenderInput[K] } = {
+    packet: Buffer.alloc(0),
+    id: 0,
+    queryFlags: 0,
+    qnameLen: 0,
+    limit: 512,
+    optLen: 0,
+  }
+
+  constructor(config: AnswerConfig = {}) {
+    this.#edns = { nsid: config.nsid }
+    this.#maxUdp = Math.max(512, Math.min(config.maxUdpSize ?? EDNS_UDP_SIZE, 65535))
+    this.#chaos = chaosTemplates(config.chaos ?? {})
+  }
+
+  /** Swaps in a new zone table; queries already running finish on the table they started with. */
+  set table(t: ZoneTable) {
+    this.#table = t
+  }
+
+  get table(): ZoneTable {
+    return this.#table
+  }
+
+  /** The parsed form of the last query answered (for sampled query logs; valid until the next call). */
+  get lastQuery(): Query {
+    return this.#q
+  }
+
+  /** Answers one DNS message; `null` means stay silent. */
+  answer(packet: Buffer, transport: Transport): Buffer | null {
+    const q = this.#q
+    const edns = this.#edns
+    switch (parseQuery(packet, q)) {
+      case ParseResult.DROP:
+        return null
+      case ParseResult.FORMERR:
+        return errorResponse(packet, q, RCODE.FORMERR, edns, false)
+      case ParseResult.NOTIMP:
+        return errorResponse(packet, q, RCODE.NOTIMP, edns)
+      case ParseResult.BADVERS:
+        return errorResponse(packet, q, RCODE.BADVERS, edns)
+      case ParseResult.OK:
+        break
+    }
+    let t: Template | undefined
+    if (q.qclass === CLASS_IN) {
+      const qt = q.qtype
+      if (qt === T.AXFR || qt === T.IXFR) return errorResponse(packet, q, RCODE.REFUSED, edns)
+      if (qt === T.MAILA || qt === T.MAILB) return errorResponse(packet, q, RCODE.NOTIMP, edns)
+      // Meta types that only make sense in the additional section (OPT, TKEY, TSIG) are no questions.
+      if (qt === T.OPT || qt === 249 || qt === 250) return errorResponse(packet, q, RCODE.FORMERR, edns)
+      t = lookup(this.#table, q)
+    } else if (q.qclass === CLASS_CH && (q.qtype === T.TXT || q.qtype === T.ANY)) {
+      t = this.#chaos.get(q.key)
+    }
+    if (t === undefined) return errorResponse(packet, q, RCODE.REFUSED, edns)
+
+    const r = this.#render
+    r.packet = packet
+    r.id = q.id
+    r.queryFlags = q.flags
+    r.qnameLen = q.qnameLen
+    r.optLen = optLength(q, edns)
+    r.limit = transport === 'tcp' ? 65535 : q.hasEdns ? Math.min(q.udpSize, this.#maxUdp) : 512
+    const out = render(t, r)
+    if (r.optLen > 0) writeOpt(out, out.length - r.optLen, q, edns)
+    return out
+  }
+}
+
+function chaosTemplates(chaos: ChaosConfig): ReadonlyMap<string, Template> {
+  const out = new Map<string, Template>()
+  const add = (names: readonly string[], text: string | undefined): void => {
+    if (text === undefined) return
+    const bytes = Buffer.from(text, 'utf8').subarray(0, 255)
+    const rdata = Buffer.concat([Buffer.from([bytes.length]), bytes])
+    for (const n of names) {
+      const name = parseName(n)
+      const b = new TemplateBuilder({ name, qtype: T.TXT, standIn: false, qclass: CLASS_CH })
+      b.add(SECTION_ANSWER, { owner: name, type: T.TXT, ttl: 0, rdatas: [rdata], class: CLASS_CH })
+      out.set(name.key, b.finish(FLAG_QR | FLAG_AA))
+    }
+  }
+  add(['id.server.', 'hostname.bind.'], chaos.id)
+  add(['version.bind.', 'version.server.'], chaos.version)
+  return out
+}

@@ -1,0 +1,151 @@
+/**
+ * @module server
+ * Composes a running DNS server: zone set, answerer, UDP and TCP listeners on every address, live
+ * reload (SIGHUP and file changes, wired by the caller or `watch`) and graceful shutdown.
+ */
+
+import { type FSWatcher, watch } from 'node:fs'
+import { type FileOutcome, ZoneSet } from '../config/zone-set.ts'
+import { GslbError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { type AnswerConfig, Answerer } from '../query/handle.ts'
+import { NO_OBSERVER, type QueryObserver } from './observer.ts'
+import { DEFAULT_TCP_LIMITS, listenTcp, type TcpLimits, type TcpListener } from './tcp.ts'
+import { listenUdp, type UdpListener } from './udp.ts'
+
+export interface ListenAddress {
+  readonly host: string
+  /** 0 picks a free port, the same one for UDP and TCP. */
+  readonly port: number
+}
+
+export interface ServerOptions {
+  readonly zonesDir: string
+  readonly listen: readonly ListenAddress[]
+  readonly answer?: AnswerConfig
+  readonly tcp?: Partial<TcpLimits>
+  readonly log: Logger
+  readonly observe?: QueryObserver
+  /** Watch the zones directory and reload on change (default true). */
+  readonly watch?: boolean
+}
+
+export interface RunningServer {
+  /** The address each listener bound, with the real port when 0 was asked for. */
+  readonly addresses: readonly ListenAddress[]
+  readonly zones: ZoneSet
+  readonly answerer: Answerer
+  reload(reason: string): readonly FileOutcome[]
+  close(graceMs?: number): Promise<void>
+}
+
+export class NoZonesError extends GslbError {
+  override readonly code = 'GSLB_ERR_NO_ZONES'
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log
+  const zones = new ZoneSet(opts.zonesDir)
+  const answerer = new Answerer(opts.answer)
+  const limits: TcpLimits = { ...DEFAULT_TCP_LIMITS, ...opts.tcp }
+  const observe = opts.observe ?? NO_OBSERVER
+
+  const reload = (reason: string): readonly FileOutcome[] => {
+    let report: ReturnType<ZoneSet['reload']>
+    try {
+      report = zones.reload()
+    } catch (err) {
+      log.error({ err, reason }, 'zone reload failed; still serving the previous zones')
+      return []
+    }
+    for (const f of report.files) logOutcome(log, f, reason)
+    answerer.table = zones.table
+    return report.files
+  }
+  const first = reload('startup')
+  if (answerer.table.zones.length === 0) {
+    const failed = first.filter((f) => f.errors.length > 0).length
+    throw new NoZonesError(
+      `no zone could be loaded from ${zones.dir}` + (failed > 0 ? ` (${failed} file(s) rejected, see the errors above)` : ''),
+    )
+  }
+
+  const udp: UdpListener[] = []
+  const tcp: TcpListener[] = []
+  const addresses: ListenAddress[] = []
+  try {
+    for (const a of opts.listen) {
+      const pair = await bindPair(a, answerer, log, observe, limits)
+      udp.push(pair.udp)
+      tcp.push(pair.tcp)
+      addresses.push({ host: a.host, port: pair.udp.port })
+      log.info({ host: a.host, port: pair.udp.port }, 'listening on UDP and TCP')
+    }
+  } catch (err) {
+    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))])
+    throw err
+  }
+
+  let watcher: FSWatcher | undefined
+  if (opts.watch !== false) {
+    let timer: NodeJS.Timeout | undefined
+    // Editors write files in several steps (truncate, write, rename); wait for them to settle.
+    watcher = watch(zones.dir, { recursive: true, persistent: false }, () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => reload('file change'), 200)
+    })
+    watcher.on('error', (err) => log.warn({ err }, 'zone directory watch failed; reload with SIGHUP'))
+  }
+
+  return {
+    addresses,
+    zones,
+    answerer,
+    reload,
+    async close(graceMs = 5_000) {
+      watcher?.close()
+      await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(graceMs))])
+    },
+  }
+}
+
+async function bindPair(
+  a: ListenAddress,
+  answerer: Answerer,
+  log: Logger,
+  observe: QueryObserver,
+  limits: TcpLimits,
+): Promise<{ udp: UdpListener; tcp: TcpListener }> {
+  // With port 0, UDP picks the port and TCP must get the same one; retry if another process has it.
+  for (let attempt = 0; ; attempt++) {
+    const udp = await listenUdp(a.host, a.port, answerer, log, observe)
+    try {
+      const tcp = await listenTcp(a.host, udp.port, answerer, log, observe, limits)
+      return { udp, tcp }
+    } catch (err) {
+      await udp.close()
+      if (a.port !== 0 || attempt >= 20 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    }
+  }
+}
+
+function logOutcome(log: Logger, f: FileOutcome, reason: string): void {
+  for (const w of f.warnings) log.warn({ file: w.file, line: w.line, field: w.field }, w.message)
+  switch (f.status) {
+    case 'loaded':
+      log.info({ file: f.file, zone: f.zone, serial: f.serial, reason }, 'zone loaded')
+      break
+    case 'removed':
+      log.info({ file: f.file, zone: f.zone, reason }, 'zone file removed; zone no longer served')
+      break
+    case 'rejected':
+      for (const e of f.errors) log.error({ file: e.file, line: e.line, field: e.field }, e.message)
+      log.error(
+        { file: f.file, zone: f.zone, serial: f.serial, reason },
+        f.zone ? 'zone file rejected; still serving the previous version' : 'zone file rejected; zone not served',
+      )
+      break
+    case 'unchanged':
+      break
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * @module server/observer
+ * Hook called after every answered query, for the sampled query log (and later metrics).
+ */
+
+import type { Transport } from '../query/handle.ts'
+
+export type QueryObserver = (query: Buffer, response: Buffer, transport: Transport, client: string) => void
+
+export const NO_OBSERVER: QueryObserver = () => {}

@@ -1,0 +1,144 @@
+/**
+ * @module server/tcp
+ * DNS over TCP per RFC 7766: 2-byte length framing, any number of queries per connection,
+ * pipelined queries answered as they are read. Limits keep a slow or stalled client from holding
+ * resources: an idle timeout, a deadline for a started-but-unfinished message, a cap on output a
+ * client leaves unread, and a cap on open connections.
+ */
+
+import { createServer, type Server, type Socket } from 'node:net'
+import type { Logger } from '../log.ts'
+import type { Answerer } from '../query/handle.ts'
+import type { QueryObserver } from './observer.ts'
+import { servfail } from './servfail.ts'
+
+export interface TcpLimits {
+  /** Close a connection with no traffic for this long (RFC 7766 6.2.3 suggests seconds). */
+  readonly idleTimeoutMs: number
+  /** Close a connection whose current message has not fully arrived within this time. */
+  readonly messageTimeoutMs: number
+  /** Connections accepted at once; more are closed on arrival. */
+  readonly maxConnections: number
+  /** Responses a client may leave unread before we give up on it. */
+  readonly maxPendingOutput: number
+}
+
+export const DEFAULT_TCP_LIMITS: TcpLimits = Object.freeze({
+  idleTimeoutMs: 10_000,
+  messageTimeoutMs: 5_000,
+  maxConnections: 1_000,
+  maxPendingOutput: 256 * 1024,
+})
+
+export interface TcpListener {
+  readonly server: Server
+  readonly port: number
+  /** Stops accepting, lets every connection flush what it was sent, then resolves. */
+  close(graceMs: number): Promise<void>
+}
+
+export function listenTcp(
+  host: string,
+  port: number,
+  answerer: Answerer,
+  log: Logger,
+  observe: QueryObserver,
+  limits: TcpLimits,
+): Promise<TcpListener> {
+  const conns = new Set<Socket>()
+  let closing = false
+  const server = createServer({ noDelay: true }, (sock) => {
+    if (closing) {
+      sock.destroy()
+      return
+    }
+    conns.add(sock)
+    sock.on('close', () => conns.delete(sock))
+    serveConnection(sock, answerer, log, observe, limits, () => closing)
+  })
+  // Node refuses connections beyond this itself, before any per-connection work.
+  server.maxConnections = limits.maxConnections
+  server.on('error', (err) => log.warn({ err }, 'TCP server error'))
+
+  return new Promise((resolveListen, reject) => {
+    const onError = (err: Error): void => reject(err)
+    server.once('error', onError)
+    server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+      server.off('error', onError)
+      const addr = server.address()
+      resolveListen({
+        server,
+        port: typeof addr === 'object' && addr ? addr.port : port,
+        close: (graceMs) =>
+          new Promise<void>((done) => {
+            closing = true
+            server.close(() => done())
+            // end() sends what is already written, then FIN; answers are written synchronously,
+            // so nothing in flight is lost. Stragglers are cut off after the grace period.
+            for (const s of conns) s.end()
+            setTimeout(() => {
+              for (const s of conns) s.destroy()
+            }, graceMs).unref()
+          }),
+      })
+    })
+  })
+}
+
+function serveConnection(
+  sock: Socket,
+  answerer: Answerer,
+  log: Logger,
+  observe: QueryObserver,
+  limits: TcpLimits,
+  closing: () => boolean,
+): void {
+  const client = sock.remoteAddress ?? ''
+  let pending: Buffer | null = null
+  let messageStarted = 0
+  sock.setTimeout(limits.idleTimeoutMs, () => sock.destroy())
+  sock.on('error', () => sock.destroy())
+  sock.on('data', (chunk: Buffer) => {
+    let buf: Buffer = pending === null ? chunk : Buffer.concat([pending, chunk])
+    let answered = false
+    for (;;) {
+      if (buf.length < 2) break
+      const len = buf.readUInt16BE(0)
+      if (buf.length < 2 + len) break
+      const msg = buf.subarray(2, 2 + len)
+      buf = buf.subarray(2 + len)
+      answered = true
+      let out: Buffer | null
+      try {
+        out = answerer.answer(msg, 'tcp')
+      } catch (err) {
+        log.error({ err, client }, 'query failed; answered SERVFAIL')
+        out = servfail(msg)
+      }
+      if (out !== null) {
+        observe(msg, out, 'tcp', client)
+        const head = Buffer.allocUnsafe(2)
+        head.writeUInt16BE(out.length, 0)
+        sock.cork()
+        sock.write(head)
+        sock.write(out)
+        sock.uncork()
+      }
+    }
+    if (buf.length === 0) {
+      pending = null
+      messageStarted = 0
+    } else {
+      // Copy the partial message so the large chunk it came in can be freed.
+      pending = Buffer.from(buf)
+      const now = Date.now()
+      if (messageStarted === 0 || answered) messageStarted = now
+      else if (now - messageStarted > limits.messageTimeoutMs) sock.destroy()
+    }
+    if (sock.writableLength > limits.maxPendingOutput) {
+      log.debug({ client }, 'TCP client is not reading its answers; closing')
+      sock.destroy()
+    }
+    if (closing()) sock.end()
+  })
+}

@@ -1,0 +1,58 @@
+/**
+ * @module zone/table
+ * The one structure the query path reads: every served name in one Map, built from the compiled
+ * zones and replaced whole on reload (a single reference swap, like gdnsd's RCU pointer), so a
+ * query never sees a half-loaded zone set.
+ */
+
+import type { Template } from '../dns/template.ts'
+import type { Query } from '../dns/query.ts'
+import type { AnswerNode, CompiledZone } from './compile.ts'
+
+export interface ZoneTable {
+  readonly nodes: ReadonlyMap<string, AnswerNode>
+  readonly zones: readonly CompiledZone[]
+}
+
+export const EMPTY_TABLE: ZoneTable = Object.freeze({ nodes: new Map(), zones: [] })
+
+/** True when the name behind `key` equals or lies below the name behind `parentKey` (label-aligned). */
+export function keyIsSubdomain(key: string, parentKey: string): boolean {
+  if (parentKey === '\0') return true
+  for (let i = 0; key.charCodeAt(i) !== 0; i += key.charCodeAt(i) + 1) {
+    if (key.length - i === parentKey.length && key.slice(i) === parentKey) return true
+  }
+  return false
+}
+
+export function buildTable(zones: readonly CompiledZone[]): ZoneTable {
+  const nodes = new Map<string, AnswerNode>()
+  for (const zone of zones) {
+    // A name inside a more specific zone we also serve is answered by that zone alone.
+    const children = zones.filter((z) => z !== zone && z.apex.labels > zone.apex.labels && keyIsSubdomain(z.apex.key, zone.apex.key))
+    for (const [key, node] of zone.nodes) {
+      if (children.length > 0 && children.some((c) => keyIsSubdomain(key, c.apex.key))) continue
+      nodes.set(key, node)
+    }
+  }
+  return Object.freeze({ nodes, zones: Object.freeze([...zones]) })
+}
+
+/**
+ * The response template for a parsed query, or undefined when no served zone contains the name
+ * (the caller answers REFUSED: we are not a resolver).
+ */
+export function lookup(table: ZoneTable, q: Query): Template | undefined {
+  const nodes = table.nodes
+  const node = nodes.get(q.key)
+  if (node !== undefined) return node.exact.get(q.qtype) ?? node.exactOther
+  // Walk up to the closest encloser; it decides between referral, wildcard and NXDOMAIN.
+  for (let skip = 1; skip <= q.labelCount; skip++) {
+    const ce = nodes.get(q.suffixKey(skip))
+    if (ce === undefined) continue
+    const below = ce.below
+    if (below === undefined) return ce.zone.nxdomain
+    return below.byType.get(q.qtype) ?? below.other
+  }
+  return undefined
+}

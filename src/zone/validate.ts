@@ -1,0 +1,189 @@
+/**
+ * @module zone/validate
+ * Turns the records of one zone file into checked RRsets, or into the complete list of what is
+ * wrong with them. Runs once per load; the compiler after it may assume every rule here holds.
+ */
+
+import { isSubdomain, type Name, nameFromWire, nameToString } from '../dns/name.ts'
+import { T, typeName } from '../dns/types.ts'
+import { type SourcePos, ZoneError } from '../errors.ts'
+import type { RR } from './types.ts'
+
+export interface RRset {
+  readonly owner: Name
+  readonly type: number
+  readonly ttl: number
+  readonly rdatas: readonly Buffer[]
+  readonly pos: SourcePos
+}
+
+/** Names of one zone with their RRsets, keyed by lowercase wire key. */
+export interface ZoneData {
+  readonly apex: Name
+  readonly file: string
+  readonly soa: RRset
+  /** SOA serial, for logs and metrics. */
+  readonly serial: number
+  readonly nodes: ReadonlyMap<string, ReadonlyMap<number, RRset>>
+  readonly names: ReadonlyMap<string, Name>
+}
+
+export interface ValidationResult {
+  readonly zone: ZoneData | undefined
+  readonly errors: readonly ZoneError[]
+  /** Problems that do not stop the zone from serving (what BIND or Knot would log and accept). */
+  readonly warnings: readonly ZoneError[]
+}
+
+/** Types that may sit beside a CNAME (RFC 2181 10.1 and the DNSSEC records RFC 4035 allows). */
+const CNAME_COMPANIONS = new Set<number>([T.CNAME, T.RRSIG, T.NSEC])
+/** What may live at a zone cut besides NS: DS and its signatures, and address glue for in-domain NS. */
+const AT_CUT = new Set<number>([T.NS, T.DS, T.RRSIG, T.NSEC, T.A, T.AAAA])
+const GLUE = new Set<number>([T.A, T.AAAA])
+/** Wire size of an RR without its owner name: type, class, TTL, rdlength. */
+const RR_FIXED = 10
+
+export function validateZone(apex: Name, file: string, records: readonly RR[]): ValidationResult {
+  const errors: ZoneError[] = []
+  const warnings: ZoneError[] = []
+  const nodes = new Map<string, Map<number, { owner: Name; ttl: number; rdatas: Buffer[]; seen: Set<string>; pos: SourcePos }>>()
+  const names = new Map<string, Name>()
+
+  for (const rr of records) {
+    if (!isSubdomain(rr.owner, apex)) {
+      errors.push(
+        new ZoneError(rr.pos, 'owner', `${nameToString(rr.owner)} is outside the zone ${nameToString(apex)}`),
+      )
+      continue
+    }
+    if (rr.type === T.DNAME) {
+      errors.push(new ZoneError(rr.pos, 'type', 'DNAME records are not supported by this server'))
+      continue
+    }
+    let node = nodes.get(rr.owner.key)
+    if (!node) {
+      node = new Map()
+      nodes.set(rr.owner.key, node)
+      names.set(rr.owner.key, rr.owner)
+    }
+    let set = node.get(rr.type)
+    if (!set) {
+      set = { owner: rr.owner, ttl: rr.ttl, rdatas: [], seen: new Set(), pos: rr.pos }
+      node.set(rr.type, set)
+    } else if (set.ttl !== rr.ttl) {
+      // RFC 2181 5.2: one TTL per RRset. BIND and Knot keep going with the first; so do we, loudly.
+      warnings.push(
+        new ZoneError(
+          rr.pos,
+          'TTL',
+          `TTL ${rr.ttl} differs from ${set.ttl} used earlier for ${nameToString(rr.owner)} ${typeName(rr.type)} (line ${set.pos.line}); using ${set.ttl}`,
+        ),
+      )
+    }
+    const dedup = rr.rdata.toString('latin1')
+    if (set.seen.has(dedup)) continue // RFC 2181 5: an RRset is a set; exact duplicates collapse.
+    set.seen.add(dedup)
+    set.rdatas.push(rr.rdata)
+  }
+
+  const filePos: SourcePos = { file, line: 1 }
+  const apexNode = nodes.get(apex.key)
+  const soaSet = apexNode?.get(T.SOA)
+  if (!soaSet) errors.push(new ZoneError(filePos, 'SOA', `zone ${nameToString(apex)} has no SOA record at its apex`))
+  else if (soaSet.rdatas.length > 1)
+    errors.push(new ZoneError(soaSet.pos, 'SOA', 'more than one SOA record at the apex (RFC 1035 allows exactly one)'))
+  if (!apexNode?.get(T.NS)) errors.push(new ZoneError(soaSet?.pos ?? filePos, 'NS', 'the apex has no NS records'))
+
+  // Zone cuts: NS below the apex. Everything beneath a cut belongs to the child zone.
+  const cuts: Name[] = []
+  for (const [key, node] of nodes) {
+    const owner = names.get(key)!
+    if (key !== apex.key && node.has(T.NS)) cuts.push(owner)
+    if (key !== apex.key && node.has(T.SOA)) {
+      errors.push(new ZoneError(node.get(T.SOA)!.pos, 'SOA', `SOA record at ${nameToString(owner)}, not at the apex`))
+    }
+  }
+
+  for (const [key, node] of nodes) {
+    const owner = names.get(key)!
+    const cname = node.get(T.CNAME)
+    if (cname) {
+      if (cname.rdatas.length > 1) errors.push(new ZoneError(cname.pos, 'CNAME', 'more than one CNAME at one name'))
+      for (const [type, set] of node) {
+        if (!CNAME_COMPANIONS.has(type)) {
+          errors.push(
+            new ZoneError(
+              set.pos,
+              'CNAME',
+              `${nameToString(owner)} has a CNAME and ${typeName(type)} data (a CNAME must stand alone, RFC 1034 3.6.2)`,
+            ),
+          )
+        }
+      }
+    }
+    if (owner.key.startsWith('\x01*') && node.has(T.NS)) {
+      warnings.push(new ZoneError(node.get(T.NS)!.pos, 'NS', 'NS records at a wildcard name have undefined meaning (RFC 4592 4.2)'))
+    }
+    const cut = cuts.find((c) => c.key !== key && isSubdomain(owner, c))
+    const atCut = key !== apex.key && node.has(T.NS)
+    for (const [type, set] of node) {
+      if ((cut && !GLUE.has(type)) || (atCut && !AT_CUT.has(type))) {
+        const by = cut ?? owner
+        warnings.push(
+          new ZoneError(
+            set.pos,
+            'owner',
+            `${nameToString(owner)} ${typeName(type)} is below the delegation at ${nameToString(by)} and is ignored`,
+          ),
+        )
+        node.delete(type)
+        continue
+      }
+      let size = 0
+      for (const r of set.rdatas) size += owner.wire.length + RR_FIXED + r.length
+      if (size > 65535 - 12 - 260) {
+        errors.push(
+          new ZoneError(set.pos, 'rdata', `the ${typeName(type)} RRset at ${nameToString(owner)} cannot fit in one DNS message`),
+        )
+      }
+    }
+  }
+
+  // In-domain name servers of a delegation need glue, or resolvers cannot reach them (RFC 9471).
+  for (const c of cuts) {
+    const ns = nodes.get(c.key)?.get(T.NS)
+    if (!ns) continue
+    for (const r of ns.rdatas) {
+      const target = readName(r, 0)
+      if (target && isSubdomain(target, c)) {
+        const t = nodes.get(target.key)
+        if (!t?.has(T.A) && !t?.has(T.AAAA)) {
+          warnings.push(
+            new ZoneError(ns.pos, 'NS', `delegation ${nameToString(c)} to ${nameToString(target)} has no glue address`),
+          )
+        }
+      }
+    }
+  }
+
+  if (errors.length > 0 || !soaSet) return { zone: undefined, errors, warnings }
+
+  const frozen = new Map<string, ReadonlyMap<number, RRset>>()
+  for (const [key, node] of nodes) {
+    const m = new Map<number, RRset>()
+    for (const [type, s] of node) m.set(type, Object.freeze({ owner: s.owner, type, ttl: s.ttl, rdatas: s.rdatas, pos: s.pos }))
+    frozen.set(key, m)
+  }
+  const soaRdata = soaSet.rdatas[0]!
+  const serial = soaRdata.readUInt32BE(soaRdata.length - 20)
+  const soa = frozen.get(apex.key)!.get(T.SOA)!
+  return { zone: { apex, file, soa, serial, nodes: frozen, names }, errors, warnings }
+}
+
+/** Reads an uncompressed wire name from rdata (names in stored rdata are never compressed). */
+export function readName(buf: Buffer, offset: number): Name | undefined {
+  let o = offset
+  while (o < buf.length && buf[o] !== 0) o += buf[o]! + 1
+  if (o >= buf.length) return undefined
+  return nameFromWire(Buffer.from(buf.subarray(offset, o + 1)))
+}
