@@ -8,14 +8,14 @@
 
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type ServeFlags, resolveServeConfig } from './config/server-config.ts'
+import { resolveServeConfig, type ServeFlags } from './config/server-config.ts'
 import { ZoneSet } from './config/zone-set.ts'
 import { nameFromWire, nameToString } from './dns/name.ts'
 import { typeName } from './dns/types.ts'
 import { GslbError } from './errors.ts'
 import { createLogger } from './log.ts'
-import type { QueryObserver } from './server/observer.ts'
 import { startServer } from './server/index.ts'
+import type { QueryObserver } from './server/observer.ts'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version
@@ -159,7 +159,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     // Bad flags and unloadable zones are the operator's to fix: say what, without a stack trace.
-    const known = err instanceof GslbError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
+    const known =
+      err instanceof GslbError ||
+      (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     process.stderr.write(`gslb: ${known || err instanceof Error ? (err as Error).message : String(err)}\n`)
     if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
     process.exitCode = 1

@@ -4,7 +4,7 @@
  * sampled and guarded so an unsampled query pays one comparison.
  */
 
-import { pino, type Logger, type LevelWithSilent } from 'pino'
+import { type LevelWithSilent, type Logger, pino } from 'pino'
 
 export type { Logger }
 

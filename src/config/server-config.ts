@@ -116,7 +116,7 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
   const file = flags.config ? readConfigFile(flags.config) : {}
   const where = flags.config ?? 'config'
 
-  const listenText = flags.listen?.length ? flags.listen : file['listen'] ?? [DEFAULT_LISTEN]
+  const listenText = flags.listen?.length ? flags.listen : (file['listen'] ?? [DEFAULT_LISTEN])
   const listenList = Array.isArray(listenText) ? listenText : [listenText]
   const listen = listenList.map((l) => parseListen(String(l)))
 
@@ -144,7 +144,8 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     tcp[k] = int(v, `${where}: tcp.${k}`, 1, 10_000_000)!
   }
   const watchFile = file['watch']
-  if (watchFile !== undefined && typeof watchFile !== 'boolean') throw new ConfigError(`${where}: watch: expected true or false`)
+  if (watchFile !== undefined && typeof watchFile !== 'boolean')
+    throw new ConfigError(`${where}: watch: expected true or false`)
 
   return Object.freeze({
     zones: str(flags.zones ?? file['zones'], 'zones') ?? 'zones',

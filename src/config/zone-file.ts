@@ -92,7 +92,8 @@ function parseMaster(path: string, text: string, readInclude: IncludeReader) {
   // A $ORIGIN in the file decides the apex: it is how BIND users name the zone inside the file.
   const apex = res.origin ?? origin
   const errors = [...res.errors]
-  if (!apex) errors.push(new ZoneError({ file: path, line: 1 }, 'origin', 'no $ORIGIN and the file name is not a domain name'))
+  if (!apex)
+    errors.push(new ZoneError({ file: path, line: 1 }, 'origin', 'no $ORIGIN and the file name is not a domain name'))
   return { origin: apex, records: res.records, errors }
 }
 
@@ -101,11 +102,14 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
   const errors: ZoneError[] = []
   const lineOf = (offset: number | undefined): number => (offset === undefined ? 1 : lc.linePos(offset).line)
-  for (const e of doc.errors) errors.push(new ZoneError({ file: path, line: lineOf(e.pos[0]) }, 'yaml', e.message.split('\n')[0]!))
+  for (const e of doc.errors)
+    errors.push(new ZoneError({ file: path, line: lineOf(e.pos[0]) }, 'yaml', e.message.split('\n')[0]!))
   if (errors.length > 0) return { origin: undefined, records: [], errors }
   const root = doc.contents
   if (!isMap(root)) {
-    errors.push(new ZoneError({ file: path, line: 1 }, 'yaml', 'a zone file must be a mapping with keys zone, ttl, records'))
+    errors.push(
+      new ZoneError({ file: path, line: 1 }, 'yaml', 'a zone file must be a mapping with keys zone, ttl, records'),
+    )
     return { origin: undefined, records: [], errors }
   }
 
@@ -136,12 +140,22 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
       if (!zoneText.endsWith('.')) zoneText += '.'
     } else if (key === 'ttl') {
       const ttl = parseTtl(String(value.value), MAX_TTL)
-      if (ttl === undefined || ttl > MAX_TTL) errors.push(new ZoneError(pos, 'ttl', `expected 0..${MAX_TTL} seconds or units like 1h, got "${String(value.value)}"`))
+      if (ttl === undefined || ttl > MAX_TTL)
+        errors.push(
+          new ZoneError(pos, 'ttl', `expected 0..${MAX_TTL} seconds or units like 1h, got "${String(value.value)}"`),
+        )
       else defaultTtl = ttl
     } else if (key === 'records') {
-      if (typeof value.value !== 'string') errors.push(new ZoneError(pos, 'records', 'expected master-file lines as text (records: |)'))
+      if (typeof value.value !== 'string')
+        errors.push(new ZoneError(pos, 'records', 'expected master-file lines as text (records: |)'))
       else if (value.type === Scalar.BLOCK_FOLDED)
-        errors.push(new ZoneError(pos, 'records', 'use a literal block (records: |), not a folded one (>): folding joins the lines'))
+        errors.push(
+          new ZoneError(
+            pos,
+            'records',
+            'use a literal block (records: |), not a folded one (>): folding joins the lines',
+          ),
+        )
       else recordsNode = value
     }
   }
@@ -151,7 +165,10 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
     errors.push(new ZoneError({ file: path, line: zoneLine }, 'zone', (e as Error).message))
   }
   if (!recordsNode) {
-    if (errors.length === 0) errors.push(new ZoneError({ file: path, line: 1 }, 'records', 'missing; a zone needs at least its SOA and NS records'))
+    if (errors.length === 0)
+      errors.push(
+        new ZoneError({ file: path, line: 1 }, 'records', 'missing; a zone needs at least its SOA and NS records'),
+      )
     return { origin, records: [], errors }
   }
   if (!origin) return { origin, records: [], errors }

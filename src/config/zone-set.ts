@@ -47,7 +47,8 @@ export interface FileLoad {
 
 export function loadFile(path: string, root: string): FileLoad {
   const read = readZoneFile(path, root)
-  if (read.errors.length > 0 || !read.origin) return { zone: undefined, sources: read.sources, errors: read.errors, warnings: [] }
+  if (read.errors.length > 0 || !read.origin)
+    return { zone: undefined, sources: read.sources, errors: read.errors, warnings: [] }
   const v = validateZone(read.origin, path, read.records)
   if (!v.zone) return { zone: undefined, sources: read.sources, errors: v.errors, warnings: v.warnings }
   try {
@@ -60,7 +61,8 @@ export function loadFile(path: string, root: string): FileLoad {
 
 function fingerprint(sources: ReadonlyMap<string, string>): string {
   const h = createHash('sha256')
-  for (const [file, text] of [...sources].sort(([a], [b]) => a.localeCompare(b))) h.update(file).update('\0').update(text).update('\0')
+  for (const [file, text] of [...sources].sort(([a], [b]) => a.localeCompare(b)))
+    h.update(file).update('\0').update(text).update('\0')
   return h.digest('hex')
 }
 

@@ -123,7 +123,16 @@ export function nameToString(name: Name | Buffer): string {
     const len = wire[i]!
     for (let j = i + 1; j <= i + len; j++) {
       const c = wire[j]!
-      if (c === 0x2e || c === 0x5c || c === 0x22 || c === 0x3b || c === 0x28 || c === 0x29 || c === 0x40 || c === 0x24) {
+      if (
+        c === 0x2e ||
+        c === 0x5c ||
+        c === 0x22 ||
+        c === 0x3b ||
+        c === 0x28 ||
+        c === 0x29 ||
+        c === 0x40 ||
+        c === 0x24
+      ) {
         out += '\\' + String.fromCharCode(c)
       } else if (c <= 0x20 || c >= 0x7f) {
         out += '\\' + String(c).padStart(3, '0')

@@ -178,7 +178,7 @@ export function parseQuery(buf: Buffer, q: Query): ParseResult {
 function parseOpt(buf: Buffer, i: number, rdata: number, rdlen: number, q: Query): ParseResult {
   q.hasEdns = true
   const size = buf.readUInt16BE(i + 2)
-  q.udpSize = size < 512 ? 512 : size
+  q.udpSize = Math.max(size, 512)
   q.ednsVersion = buf[i + 5]!
   q.dnssecOk = (buf[i + 6]! & 0x80) !== 0
   const end = rdata + rdlen
@@ -212,7 +212,7 @@ function parseEcs(buf: Buffer, o: number, len: number, q: Query): boolean {
   q.ecsAddress.fill(0)
   buf.copy(q.ecsAddress, 0, o + 4, o + 4 + addrLen)
   // Bits beyond the source prefix must be zero (section 6), so nobody smuggles extra precision.
-  if (source % 8 !== 0 && (q.ecsAddress[addrLen - 1]! & (0xff >> source % 8)) !== 0) return false
+  if (source % 8 !== 0 && (q.ecsAddress[addrLen - 1]! & (0xff >> (source % 8))) !== 0) return false
   q.ecsFamily = family
   q.ecsSourcePrefix = source
   q.ecsScopePrefix = scope

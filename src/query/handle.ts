@@ -10,8 +10,8 @@ import { ParseResult, parseQuery, Query } from '../dns/query.ts'
 import { EDNS_UDP_SIZE, type EdnsConfig, errorResponse, optLength, writeOpt } from '../dns/response.ts'
 import { FLAG_AA, FLAG_QR, type RenderInput, render, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
-import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 import { EMPTY_TABLE, lookup, type ZoneTable } from '../zone/table.ts'
+import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 
 export interface ChaosConfig {
   /** Answer for `id.server` / `hostname.bind` CH TXT; undefined leaves them REFUSED. */

@@ -66,7 +66,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (answerer.table.zones.length === 0) {
     const failed = first.filter((f) => f.errors.length > 0).length
     throw new NoZonesError(
-      `no zone could be loaded from ${zones.dir}` + (failed > 0 ? ` (${failed} file(s) rejected, see the errors above)` : ''),
+      `no zone could be loaded from ${zones.dir}` +
+        (failed > 0 ? ` (${failed} file(s) rejected, see the errors above)` : ''),
     )
   }
 

@@ -8,8 +8,8 @@ import { createSocket, type Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import type { Logger } from '../log.ts'
 import type { Answerer } from '../query/handle.ts'
-import { servfail } from './servfail.ts'
 import type { QueryObserver } from './observer.ts'
+import { servfail } from './servfail.ts'
 
 export interface UdpListener {
   readonly socket: Socket

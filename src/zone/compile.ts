@@ -6,7 +6,7 @@
  * processing, negative answers per RFC 2308) runs here, once per zone load.
  */
 
-import { QNAME, type Owner, TemplateBuilder, type TemplateQuestion } from '../dns/builder.ts'
+import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion } from '../dns/builder.ts'
 import { childName, isSubdomain, type Name, parentName } from '../dns/name.ts'
 import {
   FLAG_AA,

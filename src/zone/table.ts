@@ -5,8 +5,8 @@
  * query never sees a half-loaded zone set.
  */
 
-import type { Template } from '../dns/template.ts'
 import type { Query } from '../dns/query.ts'
+import type { Template } from '../dns/template.ts'
 import type { AnswerNode, CompiledZone } from './compile.ts'
 
 export interface ZoneTable {
@@ -29,7 +29,9 @@ export function buildTable(zones: readonly CompiledZone[]): ZoneTable {
   const nodes = new Map<string, AnswerNode>()
   for (const zone of zones) {
     // A name inside a more specific zone we also serve is answered by that zone alone.
-    const children = zones.filter((z) => z !== zone && z.apex.labels > zone.apex.labels && keyIsSubdomain(z.apex.key, zone.apex.key))
+    const children = zones.filter(
+      (z) => z !== zone && z.apex.labels > zone.apex.labels && keyIsSubdomain(z.apex.key, zone.apex.key),
+    )
     for (const [key, node] of zone.nodes) {
       if (children.length > 0 && children.some((c) => keyIsSubdomain(key, c.apex.key))) continue
       nodes.set(key, node)

@@ -46,14 +46,15 @@ const RR_FIXED = 10
 export function validateZone(apex: Name, file: string, records: readonly RR[]): ValidationResult {
   const errors: ZoneError[] = []
   const warnings: ZoneError[] = []
-  const nodes = new Map<string, Map<number, { owner: Name; ttl: number; rdatas: Buffer[]; seen: Set<string>; pos: SourcePos }>>()
+  const nodes = new Map<
+    string,
+    Map<number, { owner: Name; ttl: number; rdatas: Buffer[]; seen: Set<string>; pos: SourcePos }>
+  >()
   const names = new Map<string, Name>()
 
   for (const rr of records) {
     if (!isSubdomain(rr.owner, apex)) {
-      errors.push(
-        new ZoneError(rr.pos, 'owner', `${nameToString(rr.owner)} is outside the zone ${nameToString(apex)}`),
-      )
+      errors.push(new ZoneError(rr.pos, 'owner', `${nameToString(rr.owner)} is outside the zone ${nameToString(apex)}`))
       continue
     }
     if (rr.type === T.DNAME) {
@@ -122,7 +123,9 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
       }
     }
     if (owner.key.startsWith('\x01*') && node.has(T.NS)) {
-      warnings.push(new ZoneError(node.get(T.NS)!.pos, 'NS', 'NS records at a wildcard name have undefined meaning (RFC 4592 4.2)'))
+      warnings.push(
+        new ZoneError(node.get(T.NS)!.pos, 'NS', 'NS records at a wildcard name have undefined meaning (RFC 4592 4.2)'),
+      )
     }
     const cut = cuts.find((c) => c.key !== key && isSubdomain(owner, c))
     const atCut = key !== apex.key && node.has(T.NS)
@@ -143,7 +146,11 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
       for (const r of set.rdatas) size += owner.wire.length + RR_FIXED + r.length
       if (size > 65535 - 12 - 260) {
         errors.push(
-          new ZoneError(set.pos, 'rdata', `the ${typeName(type)} RRset at ${nameToString(owner)} cannot fit in one DNS message`),
+          new ZoneError(
+            set.pos,
+            'rdata',
+            `the ${typeName(type)} RRset at ${nameToString(owner)} cannot fit in one DNS message`,
+          ),
         )
       }
     }
@@ -171,7 +178,8 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
   const frozen = new Map<string, ReadonlyMap<number, RRset>>()
   for (const [key, node] of nodes) {
     const m = new Map<number, RRset>()
-    for (const [type, s] of node) m.set(type, Object.freeze({ owner: s.owner, type, ttl: s.ttl, rdatas: s.rdatas, pos: s.pos }))
+    for (const [type, s] of node)
+      m.set(type, Object.freeze({ owner: s.owner, type, ttl: s.ttl, rdatas: s.rdatas, pos: s.pos }))
     frozen.set(key, m)
   }
   const soaRdata = soaSet.rdatas[0]!

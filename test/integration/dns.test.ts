@@ -135,7 +135,10 @@ describe('CNAME', () => {
   it('detects a CNAME loop and answers each record once', async () => {
     const r = await q('loop1.example.org', 'A')
     expect(r.status).toBe('NOERROR')
-    expect(rrStrings(r.answer)).toEqual(['loop1.example.org. CNAME loop2.example.org.', 'loop2.example.org. CNAME loop1.example.org.'])
+    expect(rrStrings(r.answer)).toEqual([
+      'loop1.example.org. CNAME loop2.example.org.',
+      'loop2.example.org. CNAME loop1.example.org.',
+    ])
   })
 
   it('chases into a wildcard', async () => {
@@ -201,15 +204,24 @@ describe('delegations', () => {
     expect(r.status).toBe('NOERROR')
     expect(r.flags.has('aa')).toBe(false)
     expect(r.answer).toHaveLength(0)
-    expect(rrStrings(r.authority)).toEqual(['deleg.example.org. NS ns.deleg.example.org.', 'deleg.example.org. NS ns.example.net.'])
-    expect(rrStrings(r.additional)).toEqual(['ns.deleg.example.org. A 192.0.2.100', 'ns.deleg.example.org. AAAA 2001:db8::100'])
+    expect(rrStrings(r.authority)).toEqual([
+      'deleg.example.org. NS ns.deleg.example.org.',
+      'deleg.example.org. NS ns.example.net.',
+    ])
+    expect(rrStrings(r.additional)).toEqual([
+      'ns.deleg.example.org. A 192.0.2.100',
+      'ns.deleg.example.org. AAAA 2001:db8::100',
+    ])
   })
 
   it('refers a query for the cut itself, and for glue names', async () => {
     for (const name of ['deleg.example.org', 'ns.deleg.example.org', 'a.b.deleg.example.org']) {
       const r = await q(name, 'A')
       expect(r.flags.has('aa'), name).toBe(false)
-      expect(r.authority.map((a) => a.type), name).toEqual(['NS', 'NS'])
+      expect(
+        r.authority.map((a) => a.type),
+        name,
+      ).toEqual(['NS', 'NS'])
     }
   })
 
@@ -224,7 +236,10 @@ describe('delegations', () => {
 describe('additional-section processing', () => {
   it('adds in-zone MX exchange addresses and skips out-of-zone ones', async () => {
     const r = await q('example.org', 'MX')
-    expect(rrStrings(r.answer)).toEqual(['example.org. MX 10 mail.example.org.', 'example.org. MX 20 mail2.example.net.'])
+    expect(rrStrings(r.answer)).toEqual([
+      'example.org. MX 10 mail.example.org.',
+      'example.org. MX 20 mail2.example.net.',
+    ])
     expect(rrStrings(r.additional)).toEqual(['mail.example.org. A 192.0.2.25', 'mail.example.org. AAAA 2001:db8::25'])
   })
 

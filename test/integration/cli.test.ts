@@ -1,0 +1,230 @@
+/**
+ * The `gslb` command as operators run it: a real process, real signals, real files, real dig.
+ */
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterEach, describe, expect, it } from 'vitest'
+import { dig } from '../helpers/dig.ts'
+import { FIXTURES } from '../helpers/server.ts'
+
+const run = promisify(execFile)
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
+const ROOT = new URL('../../', import.meta.url).pathname
+
+/** A port free for both UDP and TCP on 127.0.0.1 and ::1 at the time of asking. */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const tcp = createServer()
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r))
+    const port = (tcp.address() as { port: number }).port
+    const udp = createSocket('udp4')
+    const ok = await new Promise<boolean>((r) => {
+      udp.once('error', () => r(false))
+      udp.bind(port, '127.0.0.1', () => r(true))
+    })
+    udp.close()
+    await new Promise((r) => tcp.close(r))
+    if (ok) return port
+  }
+}
+
+async function gslb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT })
+    return { code: 0, stdout, stderr }
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string }
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+function tempZones(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gslb-cli-'))
+  cpSync(join(FIXTURES, 'zones'), dir, { recursive: true })
+  return dir
+}
+
+interface Proc {
+  child: ChildProcess
+  log: () => string
+  exited: Promise<number | null>
+}
+
+function serve(args: string[]): Proc {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+  return { child, log: () => out, exited }
+}
+
+async function until<T>(what: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await what()
+    if (ok(v) || Date.now() > deadline) return v
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const cleanup: Array<() => void> = []
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c()
+})
+
+function started(p: Proc): Promise<string> {
+  return until(p.log, (l) => l.includes('listening on UDP and TCP') || p.child.exitCode !== null)
+}
+
+describe('gslb check', () => {
+  it('accepts the shipped example zones with exit code 0', async () => {
+    const r = await gslb('check', 'zones')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/ok: zones\/example\.com\.yaml: example\.com\. serial \d+/)
+    expect(r.stdout).toMatch(/ok: zones\/example\.net\.zone: example\.net\./)
+  })
+
+  it('prints every error with file, line and field and exits non-zero', async () => {
+    const dir = tempZones()
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(
+      join(dir, 'bad.example.yaml'),
+      [
+        'zone: bad.example',
+        'ttl: 300',
+        'records: |',
+        '  @ SOA ns1 host 1 2 3 4 5',
+        '  @ NS ns1',
+        '  www A 300.1.2.3',
+        '  www CNAME @',
+        'colour: blue',
+        '',
+      ].join('\n'),
+    )
+    const r = await gslb('check', dir)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain(`${join(dir, 'bad.example.yaml')}:6: A address:`)
+    expect(r.stdout).toContain(`${join(dir, 'bad.example.yaml')}:8: colour: unknown key`)
+    expect(r.stdout).toMatch(/ok: .*example\.org\.zone/)
+  })
+
+  it('fails on a directory without zone files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-empty-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const r = await gslb('check', dir)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('no zone files')
+  })
+})
+
+describe('gslb serve', () => {
+  it('rejects a bad --listen with a message naming the flag', async () => {
+    const r = await gslb('serve', '--zones', 'zones', '--listen', '::1:53')
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('--listen: expected ADDRESS:PORT')
+  })
+
+  it('listens on IPv4 and IPv6 at once and exits 0 on SIGTERM', async () => {
+    const port = await freePort()
+    const p = serve(['--zones', 'zones', '--listen', `127.0.0.1:${port}`, '--listen', `[::1]:${port}`])
+    cleanup.push(() => p.child.kill('SIGKILL'))
+    await started(p)
+    const v4 = await dig('127.0.0.1', port, 'example.com', 'SOA')
+    const v6 = await dig('::1', port, '+tcp', 'example.com', 'SOA')
+    expect(v4.status).toBe('NOERROR')
+    expect(v6.answer).toEqual(v4.answer)
+    p.child.kill('SIGTERM')
+    expect(await p.exited).toBe(0)
+    expect(p.log()).toContain('"msg":"stopped"')
+  })
+
+  it('reloads a changed zone file by itself and keeps the last good version when an edit is broken', async () => {
+    const dir = tempZones()
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const port = await freePort()
+    const p = serve(['--zones', dir, '--listen', `127.0.0.1:${port}`])
+    cleanup.push(() => p.child.kill('SIGKILL'))
+    await started(p)
+    const file = join(dir, 'example.com.yaml')
+    const original = readFileSync(file, 'utf8')
+    writeFileSync(file, original.replace('www      A   192.0.2.11', 'www      A   192.0.2.99'))
+    const changed = await until(
+      () => dig('127.0.0.1', port, 'www.example.com', 'A'),
+      (r) => r.answer[0]?.data === '192.0.2.99',
+    )
+    expect(changed.answer[0]!.data).toBe('192.0.2.99')
+
+    writeFileSync(file, original.replace('www      A   192.0.2.11', 'www      A   192.0.2.999'))
+    await until(p.log, (l) => l.includes('still serving the previous version'))
+    expect(p.log()).toMatch(/"line":8,"field":"A address"/)
+    const kept = await dig('127.0.0.1', port, 'www.example.com', 'A')
+    expect(kept.answer[0]!.data).toBe('192.0.2.99')
+    p.child.kill('SIGTERM')
+    expect(await p.exited).toBe(0)
+  })
+
+  it('reloads on SIGHUP when watching is off, adding and removing zones', async () => {
+    const dir = tempZones()
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const port = await freePort()
+    const p = serve(['--zones', dir, '--listen', `127.0.0.1:${port}`, '--no-watch'])
+    cleanup.push(() => p.child.kill('SIGKILL'))
+    await started(p)
+    expect((await dig('127.0.0.1', port, 'example.net', 'SOA')).status).toBe('REFUSED')
+    cpSync(join(ROOT, 'zones', 'example.net.zone'), join(dir, 'example.net.zone'))
+    rmSync(join(dir, 'example.com.yaml'))
+    await new Promise((r) => setTimeout(r, 400))
+    // Without watching, nothing changes until the signal.
+    expect((await dig('127.0.0.1', port, 'example.net', 'SOA')).status).toBe('REFUSED')
+    p.child.kill('SIGHUP')
+    const after = await until(
+      () => dig('127.0.0.1', port, 'example.net', 'SOA'),
+      (r) => r.status === 'NOERROR',
+    )
+    expect(after.status).toBe('NOERROR')
+    expect((await dig('127.0.0.1', port, 'example.com', 'SOA')).status).toBe('REFUSED')
+    expect((await dig('127.0.0.1', port, 'example.org', 'SOA')).status).toBe('NOERROR')
+    p.child.kill('SIGTERM')
+    expect(await p.exited).toBe(0)
+  })
+
+  it('answers TCP queries already received when SIGTERM arrives, then closes the connection', async () => {
+    const port = await freePort()
+    const p = serve(['--zones', 'zones', '--listen', `127.0.0.1:${port}`])
+    cleanup.push(() => p.child.kill('SIGKILL'))
+    await started(p)
+    const { tcpClient, frame, query, decode } = await import('../helpers/raw.ts')
+    const c = await tcpClient(port)
+    c.send(frame(query('example.com', 'SOA', { id: 1 })))
+    expect(decode((await c.next(1))[0]!).id).toBe(1)
+    c.send(frame(...[2, 3, 4].map((id) => query('example.com', 'A', { id }))))
+    const replies = await c.next(3)
+    p.child.kill('SIGTERM')
+    await c.closed()
+    expect(replies.map((r) => decode(r).id)).toEqual([2, 3, 4])
+    expect(await p.exited).toBe(0)
+  })
+
+  it('refuses to start when no zone loads, naming the file and line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-bad-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, 'x.example.zone'), '$TTL 60\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nwww A nope\n')
+    const port = await freePort()
+    const p = serve(['--zones', dir, '--listen', `127.0.0.1:${port}`])
+    cleanup.push(() => p.child.kill('SIGKILL'))
+    expect(await p.exited).toBe(1)
+    expect(p.log()).toMatch(/x\.example\.zone:4: A address/)
+    expect(p.log()).toContain('no zone could be loaded')
+  })
+})
