@@ -38,7 +38,7 @@ describe('DNS over TCP (RFC 7766)', () => {
     expect(replies.map((r) => decode(r).id).sort()).toEqual([100, 101, 102, 103])
     const big = replies.map(decode).find((m) => m.id === 103)!
     expect(big.answers).toHaveLength(40)
-    expect(replies.map(decode).find((m) => m.id === 102)!.rcode).toBe('NXDOMAIN')
+    expect(replies.map(decode).find((m) => m.id === 102)!.flags! & 0xf).toBe(3)
     c.socket.destroy()
   })
 
