@@ -34,16 +34,6 @@ export class ZoneError extends GslbError {
   }
 }
 
-/** A zone (or zone set) failed validation; `errors` holds every individual problem. */
-export class ZoneLoadError extends GslbError {
-  override readonly code = 'GSLB_ERR_ZONE_LOAD'
-  readonly errors: readonly ZoneError[]
-  constructor(errors: readonly ZoneError[]) {
-    super(errors.map((e) => e.message).join('\n'))
-    this.errors = errors
-  }
-}
-
 /** Bad command-line flag or server configuration value. */
 export class ConfigError extends GslbError {
   override readonly code = 'GSLB_ERR_CONFIG'

@@ -6,10 +6,10 @@
  */
 
 import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { type Dirent, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { nameToString } from '../dns/name.ts'
-import { ZoneError } from '../errors.ts'
+import { ConfigError, ZoneError } from '../errors.ts'
 import { type CompiledZone, compileZone } from '../zone/compile.ts'
 import { buildTable, type ZoneTable } from '../zone/table.ts'
 import { validateZone } from '../zone/validate.ts'
@@ -79,7 +79,13 @@ function sourcesChanged(sources: ReadonlyMap<string, string>): boolean {
 }
 
 export function listZoneFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
+  let entries: Dirent[]
+  try {
+    entries = readdirSync(dir, { withFileTypes: true })
+  } catch (e) {
+    throw new ConfigError(`zones directory ${dir}: ${(e as Error).message}`)
+  }
+  return entries
     .filter((d) => d.isFile() && isZoneFile(d.name))
     .map((d) => join(dir, d.name))
     .sort()

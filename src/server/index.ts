@@ -55,6 +55,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     try {
       report = zones.reload()
     } catch (err) {
+      if (reason === 'startup') throw err
       log.error({ err, reason }, 'zone reload failed; still serving the previous zones')
       return []
     }

@@ -91,3 +91,9 @@ export async function tcpClient(port: number): Promise<{
     closed: () => closedP,
   }
 }
+
+/** The rdata of answer `i` as dns-packet renders it (address text for A/AAAA), or undefined. */
+export function answerData(m: dnsPacket.Packet, i = 0): string | undefined {
+  const a = m.answers?.[i] as { data?: unknown } | undefined
+  return a?.data === undefined ? undefined : String(a.data)
+}

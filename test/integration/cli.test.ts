@@ -216,6 +216,38 @@ describe('gslb serve', () => {
     expect(await p.exited).toBe(0)
   })
 
+  it('reads settings from --config, lets flags override them, and logs sampled queries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-conf-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const port = await freePort()
+    const conf = join(dir, 'gslb.yaml')
+    writeFileSync(
+      conf,
+      `zones: zones\nlisten: ["127.0.0.1:${port}"]\nnsid: from-file\nqueryLogSample: 0\nchaos: { version: "v-test" }\n`,
+    )
+    const p = serve(['--config', conf, '--query-log-sample', '1'])
+    cleanup.push(() => p.child.kill('SIGKILL'))
+    await started(p)
+    const r = await dig('127.0.0.1', port, '+nsid', 'WWW.example.com', 'A')
+    expect(r.opt.join('\n')).toContain('("from-file")')
+    expect((await dig('127.0.0.1', port, 'version.bind', 'TXT', '-c', 'CH')).answer[0]!.data).toBe('"v-test"')
+    const line = await until(p.log, (l) => l.includes('"log":"query"'))
+    expect(line).toMatch(
+      /"log":"query","client":"127\.0\.0\.1","transport":"udp","qname":"WWW\.example\.com\.","qtype":"A","rcode":0/,
+    )
+    p.child.kill('SIGTERM')
+    expect(await p.exited).toBe(0)
+  })
+
+  it('rejects an unknown setting in the --config file by name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-conf-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, 'gslb.yaml'), 'zones: zones\nlisten_addr: 127.0.0.1:53\n')
+    const r = await gslb('serve', '--config', join(dir, 'gslb.yaml'))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('unknown setting "listen_addr"')
+  })
+
   it('refuses to start when no zone loads, naming the file and line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gslb-bad-'))
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }))

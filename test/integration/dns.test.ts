@@ -4,6 +4,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ZoneTable } from '../../src/zone/table.ts'
 import { dig, rrStrings } from '../helpers/dig.ts'
 import { decode, query, udpExchange } from '../helpers/raw.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
@@ -386,6 +387,30 @@ describe('truncation', () => {
     const r = await q('example.org', 'NS', '+noedns', '+ignore')
     expect(r.flags.has('tc')).toBe(false)
     expect(r.answer).toHaveLength(2)
+  })
+})
+
+describe('failure containment', () => {
+  it('answers SERVFAIL when answering throws, and recovers once the fault is gone', async () => {
+    const good = s.server.answerer.table
+    const broken = {
+      nodes: {
+        get() {
+          throw new Error('simulated bug')
+        },
+      },
+      zones: [],
+    } as unknown as ZoneTable
+    s.server.answerer.table = broken
+    try {
+      const r = await q('host.example.org', 'A')
+      expect(r.status).toBe('SERVFAIL')
+      const t = await q('+tcp', 'host.example.org', 'A')
+      expect(t.status).toBe('SERVFAIL')
+    } finally {
+      s.server.answerer.table = good
+    }
+    expect((await q('host.example.org', 'A')).status).toBe('NOERROR')
   })
 })
 
