@@ -15,6 +15,8 @@ import { basename, dirname, isAbsolute, relative, resolve } from 'node:path'
 import { isMap, isScalar, LineCounter, parseDocument, Scalar } from 'yaml'
 import { type Name, parseName } from '../dns/name.ts'
 import { GslbError, ZoneError } from '../errors.ts'
+import { type GslbConfig, parsePools, parseServices } from './gslb-file.ts'
+import { YamlSource } from './yaml-util.ts'
 import { parseMasterFile } from '../zone/masterfile.ts'
 import { parseTtl } from '../zone/rdata.ts'
 import { MAX_TTL, type RR } from '../zone/types.ts'
@@ -25,7 +27,11 @@ export interface ZoneFileResult {
   readonly errors: readonly ZoneError[]
   /** Every file read (the zone file and its $INCLUDEs), so a reload can tell whether anything changed. */
   readonly sources: ReadonlyMap<string, string>
+  /** Pools and services of a YAML zone file (empty for master files). */
+  readonly gslb: GslbConfig
 }
+
+export const NO_GSLB: GslbConfig = Object.freeze({ pools: [], endpoints: [], services: [] })
 
 export const ZONE_EXTENSIONS = ['.zone', '.yaml', '.yml'] as const
 
@@ -34,6 +40,8 @@ const YAML_KEYS = {
   zone: 'the zone apex, e.g. example.com (default: the file name)',
   ttl: 'default TTL for records without one, seconds or BIND units like 1h',
   records: 'RFC 1035 master-file lines, as a literal block (records: |)',
+  pools: 'pools of endpoints for load-balanced names',
+  services: 'load-balanced names and their policy chains',
 } as const
 
 export function isZoneFile(name: string): boolean {
@@ -71,12 +79,12 @@ export function readZoneFile(path: string, root: string = dirname(path)): ZoneFi
     text = readFileSync(path, 'utf8')
   } catch (e) {
     const err = new ZoneError({ file: path, line: 0 }, 'file', (e as Error).message)
-    return { origin: undefined, records: [], errors: [err], sources }
+    return { origin: undefined, records: [], errors: [err], sources, gslb: NO_GSLB }
   }
   sources.set(path, text)
   const readInclude = includeReader(root, sources)
-  if (path.endsWith('.zone')) return { ...parseMaster(path, text, readInclude), sources }
-  return { ...parseYamlZone(path, text, readInclude), sources }
+  if (path.endsWith('.zone')) return { ...parseMaster(path, text, readInclude), sources, gslb: NO_GSLB }
+  return { gslb: NO_GSLB, ...parseYamlZone(path, text, readInclude), sources }
 }
 
 type IncludeReader = ReturnType<typeof includeReader>
@@ -116,6 +124,8 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
   let origin: Name | undefined
   let defaultTtl: number | undefined
   let recordsNode: Scalar | undefined
+  let poolsNode: unknown
+  let servicesNode: unknown
   let zoneText = originFromFileName(path)
   let zoneLine = 1
   for (const pair of root.items) {
@@ -128,6 +138,11 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
         .map(([k, v]) => `${k} (${v})`)
         .join('; ')
       errors.push(new ZoneError(pos, key, `unknown key; known keys: ${known}`))
+      continue
+    }
+    if (key === 'pools' || key === 'services') {
+      if (key === 'pools') poolsNode = value
+      else servicesNode = value
       continue
     }
     if (!isScalar(value)) {
@@ -182,5 +197,9 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
     ...(defaultTtl !== undefined ? { defaultTtl } : {}),
   })
   errors.push(...res.errors)
-  return { origin, records: res.records, errors }
+  // Pools before services: services refer to pools by name.
+  const y = new YamlSource(path, lc, errors)
+  const { pools, endpoints } = poolsNode === undefined ? { pools: [], endpoints: [] } : parsePools(y, poolsNode)
+  const services = servicesNode === undefined ? [] : parseServices(y, servicesNode, origin, pools, endpoints)
+  return { origin, records: res.records, errors, gslb: Object.freeze({ pools, endpoints, services }) }
 }

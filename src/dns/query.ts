@@ -123,54 +123,59 @@ export function parseQuery(buf: Buffer, q: Query): ParseResult {
   const an = buf.readUInt16BE(6)
   const ns = buf.readUInt16BE(8)
   const ar = buf.readUInt16BE(10)
-  if (qd !== 1) return q.opcode !== 0 ? ParseResult.NOTIMP : ParseResult.FORMERR
+  // Other opcodes get NOTIMP, but only after the OPT is read: RFC 6891 6.1.1 wants OPT echoed even then.
+  const notImp = q.opcode !== 0
+  const bad = notImp ? ParseResult.NOTIMP : ParseResult.FORMERR
+  if (qd > 1 || (qd === 0 && !notImp)) return bad
 
-  // Question name: compression is not allowed here (nothing precedes it to point at).
   let i = 12
-  let key = ''
-  for (;;) {
-    if (i >= buf.length) return ParseResult.FORMERR
-    const len = buf[i]!
-    if (len === 0) break
-    if (len > 63 || q.labelCount >= MAX_LABELS) return ParseResult.FORMERR
-    if (i + len + 1 >= buf.length) return ParseResult.FORMERR
-    q.labelOffsets[q.labelCount++] = i - 12
-    key += String.fromCharCode(len)
-    for (let j = i + 1; j <= i + len; j++) {
-      const c = buf[j]!
-      key += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c)
+  if (qd === 1) {
+    // Question name: compression is not allowed here (nothing precedes it to point at).
+    let key = ''
+    for (;;) {
+      if (i >= buf.length) return bad
+      const len = buf[i]!
+      if (len === 0) break
+      if (len > 63 || q.labelCount >= MAX_LABELS) return bad
+      if (i + len + 1 >= buf.length) return bad
+      q.labelOffsets[q.labelCount++] = i - 12
+      key += String.fromCharCode(len)
+      for (let j = i + 1; j <= i + len; j++) {
+        const c = buf[j]!
+        key += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c)
+      }
+      i += len + 1
     }
-    i += len + 1
+    i += 1
+    q.qnameLen = i - 12
+    if (q.qnameLen > 255 || i + 4 > buf.length) return bad
+    q.key = key + '\0'
+    q.qtype = buf.readUInt16BE(i)
+    q.qclass = buf.readUInt16BE(i + 2)
+    q.hasQuestion = true
+    i += 4
   }
-  i += 1
-  q.qnameLen = i - 12
-  if (q.qnameLen > 255 || i + 4 > buf.length) return ParseResult.FORMERR
-  q.key = key + '\0'
-  q.qtype = buf.readUInt16BE(i)
-  q.qclass = buf.readUInt16BE(i + 2)
-  q.hasQuestion = true
-  i += 4
-  if (q.opcode !== 0) return ParseResult.NOTIMP
 
   // Answer and authority sections are unusual in a query; step over them to reach the OPT.
   let optSeen = false
   for (let r = 0; r < an + ns + ar; r++) {
     const nameStart = i
     i = skipName(buf, i)
-    if (i < 0 || i + 10 > buf.length) return ParseResult.FORMERR
+    if (i < 0 || i + 10 > buf.length) return bad
     const type = buf.readUInt16BE(i)
     const rdlen = buf.readUInt16BE(i + 8)
     const rdata = i + 10
-    if (rdata + rdlen > buf.length) return ParseResult.FORMERR
+    if (rdata + rdlen > buf.length) return bad
     if (type === 41 /* OPT */) {
       // RFC 6891 6.1.1: only in the additional section, owner is the root, at most one.
-      if (r < an + ns || optSeen || buf[nameStart] !== 0) return ParseResult.FORMERR
+      if (r < an + ns || optSeen || buf[nameStart] !== 0) return bad
       optSeen = true
       const res = parseOpt(buf, i, rdata, rdlen, q)
-      if (res !== ParseResult.OK) return res
+      if (res !== ParseResult.OK) return notImp ? ParseResult.NOTIMP : res
     }
     i = rdata + rdlen
   }
+  if (notImp) return ParseResult.NOTIMP
   if (q.hasEdns && q.ednsVersion !== 0) return ParseResult.BADVERS
   return ParseResult.OK
 }

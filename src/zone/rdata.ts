@@ -8,6 +8,7 @@
  */
 
 import { isIPv4, isIPv6 } from 'node:net'
+import { ipv4Bytes, ipv6Bytes } from '../dns/address.ts'
 import dnsPacket from 'dns-packet'
 import type { Name } from '../dns/name.ts'
 import { nameToString, parseName } from '../dns/name.ts'
@@ -386,43 +387,12 @@ function ipv4(ctx: Ctx, i: number): Buffer {
   return ipv4Bytes(text)
 }
 
-function ipv4Bytes(text: string): Buffer {
-  return Buffer.from(text.split('.').map(Number))
-}
-
 function ipv6(ctx: Ctx, i: number): Buffer {
   const text = ctx.fields[i]!.text
   if (!isIPv6(text) || text.includes('%')) {
     throw fieldError(ctx, 'address', `expected an IPv6 address, got ${quote(text)}`)
   }
   return ipv6Bytes(text)
-}
-
-/** Bytes of an address already accepted by `isIPv6` (no zone id): `::` and a dotted IPv4 tail. */
-function ipv6Bytes(text: string): Buffer {
-  const out = Buffer.alloc(16)
-  let head = text
-  let groups = 8
-  const lastColon = text.lastIndexOf(':')
-  if (text.includes('.', lastColon)) {
-    ipv4Bytes(text.slice(lastColon + 1)).copy(out, 12)
-    head = text.slice(0, text.endsWith('::', lastColon + 1) ? lastColon + 1 : lastColon)
-    groups = 6
-  }
-  const gap = head.indexOf('::')
-  const left = splitGroups(gap < 0 ? head : head.slice(0, gap))
-  const right = gap < 0 ? [] : splitGroups(head.slice(gap + 2))
-  left.forEach((g, k) => {
-    out.writeUInt16BE(g, 2 * k)
-  })
-  right.forEach((g, k) => {
-    out.writeUInt16BE(g, 2 * (groups - right.length + k))
-  })
-  return out
-}
-
-function splitGroups(text: string): number[] {
-  return text === '' ? [] : text.split(':').map((g) => Number.parseInt(g, 16))
 }
 
 /** Raw bytes of a field with `\X` and `\DDD` escapes resolved. */

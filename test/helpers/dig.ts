@@ -77,7 +77,7 @@ export function parseDig(raw: string): DigResult {
   }
 }
 
-/** `dig @host -p port <args>`; +norec and +nocookie by default, +time/+tries kept short for tests. */
+/** `dig @host -p port <args>` with +norec by default and +time/+tries kept short for tests. */
 export async function dig(host: string, port: number, ...args: string[]): Promise<DigResult> {
   const { stdout } = await run('dig', [`@${host}`, '-p', String(port), '+norec', '+time=2', '+tries=1', ...args], {
     timeout: 10_000,

@@ -1,0 +1,506 @@
+/**
+ * @module config/gslb-file
+ * The GSLB half of a YAML zone file: `pools` of endpoints and `services` (load-balanced names with
+ * a policy chain). Everything is checked here, once, with file and line for each problem; what
+ * comes out is frozen and ready for the query path.
+ */
+
+import { isIPv4, isIPv6 } from 'node:net'
+import { parseCidr } from '../dns/address.ts'
+import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
+import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
+import { MAX_TTL } from '../zone/types.ts'
+import { type YamlSource, isMap, isScalar, isSeq } from './yaml-util.ts'
+
+export type AllDownMode =
+  | { readonly kind: 'fail-open' }
+  | { readonly kind: 'nodata' }
+  | { readonly kind: 'servfail' }
+  | { readonly kind: 'pool'; readonly pool: Pool }
+  | { readonly kind: 'address'; readonly v4: readonly string[]; readonly v6: readonly string[] }
+  | { readonly kind: 'cname'; readonly target: Name }
+
+export interface GoldenTest {
+  readonly line: number
+  /** Client address, or the ECS subnet address when `ecsPrefix` is set. */
+  readonly client: string
+  readonly ecsPrefix: number | undefined
+  readonly qtype: 'A' | 'AAAA'
+  /** Endpoint names forced down for this case. */
+  readonly down: readonly string[]
+  readonly expect: readonly string[] | undefined
+  readonly expectAnyOf: readonly string[] | undefined
+  readonly expectPool: string | undefined
+  readonly expectRcode: 'NOERROR' | 'SERVFAIL' | undefined
+}
+
+export interface ServiceConfig {
+  readonly owner: Name
+  readonly line: number
+  readonly ttl: number
+  /** TTL while a member of the answering pool is down or ramping up (gdnsd halves; configurable). */
+  readonly degradedTtl: number
+  /** Endpoints of the service's pools, in pool order. */
+  readonly endpoints: readonly Endpoint[]
+  readonly steps: readonly StepConfig[]
+  readonly allDown: AllDownMode
+  readonly tests: readonly GoldenTest[]
+  /** Worst-case seconds an operator accepts between an endpoint dying and clients moving (issue 4 checks it). */
+  readonly failoverTarget: number | undefined
+}
+
+export interface GslbConfig {
+  readonly pools: readonly Pool[]
+  readonly endpoints: readonly Endpoint[]
+  readonly services: readonly ServiceConfig[]
+}
+
+export const DEFAULT_SERVICE_TTL = 60
+const CONTINENTS = new Set(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])
+const POOL_KEYS = ['region', 'location', 'capacity', 'upThreshold', 'ttl', 'endpoints']
+const ENDPOINT_KEYS = ['address', 'cname', 'weight']
+const SERVICE_KEYS = ['ttl', 'degradedTtl', 'pools', 'chain', 'allDown', 'tests', 'failoverTarget']
+const TEST_KEYS = ['client', 'ecs', 'qtype', 'down', 'expect', 'expectAnyOf', 'expectPool', 'expectRcode']
+export const STEP_NAMES = ['weighted', 'geo', 'proximity', 'latency', 'failover', 'multivalue', 'first', 'sticky'] as const
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpoints: Endpoint[] } {
+  const pools: Pool[] = []
+  const endpoints: Endpoint[] = []
+  const endpointNames = new Map<string, number>()
+  for (const [poolName, keyNode, body] of y.entries(node, 'pools')) {
+    const f = `pools.${poolName}`
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(poolName)) y.error(keyNode, f, 'pool names use letters, digits, "-", "_" and "."')
+    const entries = y.entries(body, f)
+    y.checkKeys(entries, POOL_KEYS, f)
+    const get = (k: string): unknown => entries.find(([key]) => key === k)?.[2]
+    const pool: Mutable<Pool> = {
+      index: pools.length,
+      name: poolName,
+      region: get('region') === undefined ? undefined : y.string(get('region'), `${f}.region`),
+      location: get('location') === undefined ? undefined : location(y, get('location'), `${f}.location`),
+      capacity: get('capacity') === undefined ? 1 : (y.number(get('capacity'), `${f}.capacity`, 0.001, 1e9, false) ?? 1),
+      upThreshold: get('upThreshold') === undefined ? 1 : (y.number(get('upThreshold'), `${f}.upThreshold`, 1, 1000) ?? 1),
+      ttl: get('ttl') === undefined ? undefined : y.number(get('ttl'), `${f}.ttl`, 0, MAX_TTL),
+      endpoints: [],
+    }
+    const eps: Endpoint[] = []
+    const epNode = get('endpoints')
+    if (epNode === undefined) y.error(keyNode, `${f}.endpoints`, 'a pool needs at least one endpoint')
+    for (const [epName, epKey, epBody] of epNode === undefined ? [] : y.entries(epNode, `${f}.endpoints`)) {
+      const ef = `${f}.endpoints.${epName}`
+      const prevLine = endpointNames.get(epName)
+      if (prevLine !== undefined) {
+        y.error(epKey, ef, `endpoint name "${epName}" is already used on line ${prevLine}; names are unique per zone`)
+        continue
+      }
+      endpointNames.set(epName, y.pos(epKey).line)
+      const ep = endpoint(y, epName, epBody, ef, pool, endpoints.length)
+      if (ep) {
+        eps.push(ep)
+        endpoints.push(ep)
+      }
+    }
+    if (epNode !== undefined && eps.length === 0 && !y.errors.some((e) => e.field.startsWith(`${f}.endpoints.`))) {
+      y.error(epNode, `${f}.endpoints`, 'a pool needs at least one endpoint')
+    }
+    pool.endpoints = Object.freeze(eps)
+    pools.push(Object.freeze(pool))
+  }
+  return { pools, endpoints }
+}
+
+function location(y: YamlSource, node: unknown, f: string): GeoPoint | undefined {
+  let lat: number | undefined
+  let lon: number | undefined
+  if (isSeq(node) && node.items.length === 2) {
+    lat = y.number(node.items[0], `${f}.lat`, -90, 90, false)
+    lon = y.number(node.items[1], `${f}.lon`, -180, 180, false)
+  } else if (isMap(node)) {
+    const e = y.entries(node, f)
+    y.checkKeys(e, ['lat', 'lon'], f)
+    lat = y.number(e.find(([k]) => k === 'lat')?.[2], `${f}.lat`, -90, 90, false)
+    lon = y.number(e.find(([k]) => k === 'lon')?.[2], `${f}.lon`, -180, 180, false)
+  } else {
+    y.error(node, f, 'expected [lat, lon] or { lat: ..., lon: ... }')
+  }
+  return lat === undefined || lon === undefined ? undefined : Object.freeze({ lat, lon })
+}
+
+function endpoint(y: YamlSource, name: string, body: unknown, f: string, pool: Pool, index: number): Endpoint | undefined {
+  // Shorthand: `eu-1: 192.0.2.10` is an endpoint with one address and weight 1.
+  const entries = isScalar(body) ? [['address', body, body] as [string, unknown, unknown]] : y.entries(body, f)
+  if (!isScalar(body)) y.checkKeys(entries as never, ENDPOINT_KEYS, f)
+  const get = (k: string): unknown => entries.find(([key]) => key === k)?.[2]
+  let address4: string | undefined
+  let address6: string | undefined
+  for (const a of get('address') === undefined ? [] : y.strings(get('address'), `${f}.address`)) {
+    if (isIPv4(a) && address4 === undefined) address4 = a
+    else if (isIPv6(a) && !a.includes('%') && address6 === undefined) address6 = a
+    else if (isIPv4(a) || isIPv6(a)) y.error(get('address'), `${f}.address`, 'at most one IPv4 and one IPv6 address per endpoint')
+    else y.error(get('address'), `${f}.address`, `expected an IPv4 or IPv6 address, got "${a}"`)
+  }
+  let cname: Name | undefined
+  const cn = get('cname')
+  if (cn !== undefined) {
+    const text = y.string(cn, `${f}.cname`)
+    if (text !== undefined) {
+      try {
+        cname = parseName(text.endsWith('.') ? text : `${text}.`)
+      } catch (e) {
+        y.error(cn, `${f}.cname`, (e as Error).message)
+      }
+    }
+  }
+  if (cname && (address4 || address6)) y.error(body, f, 'an endpoint has addresses or a cname, not both')
+  if (!cname && !address4 && !address6 && get('address') === undefined) y.error(body, f, 'an endpoint needs an address or a cname')
+  const weight = get('weight') === undefined ? 1 : y.number(get('weight'), `${f}.weight`, 0, 1000)
+  if (weight === undefined) return undefined
+  return Object.freeze({ index, name, pool, address4, address6, cname, weight })
+}
+
+export function parseServices(
+  y: YamlSource,
+  node: unknown,
+  origin: Name,
+  pools: readonly Pool[],
+  endpoints: readonly Endpoint[],
+): ServiceConfig[] {
+  const services: ServiceConfig[] = []
+  const poolByName = new Map(pools.map((p) => [p.name, p]))
+  const seen = new Map<string, number>()
+  for (const [ownerText, keyNode, body] of y.entries(node, 'services')) {
+    const f = `services.${ownerText}`
+    let owner: Name
+    try {
+      owner = parseName(ownerText, origin)
+    } catch (e) {
+      y.error(keyNode, f, (e as Error).message)
+      continue
+    }
+    if (!isSubdomain(owner, origin)) {
+      y.error(keyNode, f, `${nameToString(owner)} is outside the zone ${nameToString(origin)}`)
+      continue
+    }
+    const line = y.pos(keyNode).line
+    const dup = seen.get(owner.key)
+    if (dup !== undefined) y.error(keyNode, f, `service ${nameToString(owner)} is already defined on line ${dup}`)
+    seen.set(owner.key, line)
+    const entries = y.entries(body, f)
+    y.checkKeys(entries, SERVICE_KEYS, f)
+    const get = (k: string): unknown => entries.find(([key]) => key === k)?.[2]
+
+    const ttl = get('ttl') === undefined ? DEFAULT_SERVICE_TTL : (y.number(get('ttl'), `${f}.ttl`, 0, MAX_TTL) ?? 0)
+    const degradedTtl =
+      get('degradedTtl') === undefined
+        ? Math.max(1, Math.floor(ttl / 2))
+        : (y.number(get('degradedTtl'), `${f}.degradedTtl`, 0, MAX_TTL) ?? 0)
+
+    let servicePools: Pool[] = [...pools]
+    if (get('pools') !== undefined) {
+      servicePools = []
+      for (const n of y.strings(get('pools'), `${f}.pools`)) {
+        const p = poolByName.get(n)
+        if (!p) y.error(get('pools'), `${f}.pools`, `unknown pool "${n}"; pools: ${[...poolByName.keys()].join(', ') || 'none'}`)
+        else servicePools.push(p)
+      }
+    }
+    if (servicePools.length === 0 && pools.length === 0) y.error(keyNode, `${f}.pools`, 'the zone defines no pools')
+    const resolvePool = (n: string, at: unknown, field: string): Pool | undefined => {
+      const p = poolByName.get(n)
+      if (!p) y.error(at, field, `unknown pool "${n}"`)
+      else if (!servicePools.includes(p)) y.error(at, field, `pool "${n}" is not one of this service's pools`)
+      return p && servicePools.includes(p) ? p : undefined
+    }
+
+    const steps: StepConfig[] = []
+    const chainNode = get('chain')
+    if (chainNode === undefined) y.error(keyNode, `${f}.chain`, `a service needs a policy chain, e.g. chain: [weighted]`)
+    for (const item of chainNode === undefined ? [] : y.list(chainNode, `${f}.chain`)) {
+      const step = parseStep(y, item, `${f}.chain`, servicePools, resolvePool)
+      if (step) steps.push(step)
+    }
+
+    const allDown = parseAllDown(y, get('allDown'), `${f}.allDown`, resolvePool)
+    const failoverTarget =
+      get('failoverTarget') === undefined ? undefined : y.number(get('failoverTarget'), `${f}.failoverTarget`, 1, 86400)
+    const tests = get('tests') === undefined ? [] : parseTests(y, get('tests'), `${f}.tests`, endpoints, poolByName)
+
+    services.push(
+      Object.freeze({
+        owner,
+        line,
+        ttl,
+        degradedTtl: Math.min(degradedTtl, ttl),
+        endpoints: Object.freeze(servicePools.flatMap((p) => p.endpoints)),
+        steps: Object.freeze(steps),
+        allDown,
+        tests: Object.freeze(tests),
+        failoverTarget,
+      }),
+    )
+  }
+  return services
+}
+
+type ResolvePool = (name: string, at: unknown, field: string) => Pool | undefined
+
+function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool[], resolvePool: ResolvePool): StepConfig | undefined {
+  let name: string
+  let opts: unknown
+  if (isScalar(item)) {
+    name = String(item.value)
+    opts = undefined
+  } else if (isMap(item) && item.items.length === 1) {
+    const pair = item.items[0]!
+    name = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+    opts = pair.value ?? undefined
+  } else {
+    y.error(item, f, 'each step is a name ("weighted") or one name with options ({ first: 2 })')
+    return undefined
+  }
+  const sf = `${f}.${name}`
+  const optEntries = (allowed: string[]): Array<[string, unknown, unknown]> => {
+    if (opts === undefined || opts === null || (isScalar(opts) && opts.value === null)) return []
+    const e = y.entries(opts, sf)
+    y.checkKeys(e as never, allowed, sf)
+    return e
+  }
+  const opt = (e: Array<[string, unknown, unknown]>, k: string): unknown => e.find(([key]) => key === k)?.[2]
+  switch (name) {
+    case 'weighted': {
+      const e = optEntries(['mode', 'by'])
+      const mode = opt(e, 'mode') === undefined ? 'random' : y.string(opt(e, 'mode'), `${sf}.mode`)
+      const by = opt(e, 'by') === undefined ? 'endpoint' : y.string(opt(e, 'by'), `${sf}.by`)
+      if (mode !== 'random' && mode !== 'smooth') return bad(y, opt(e, 'mode'), `${sf}.mode`, 'expected random or smooth')
+      if (by !== 'endpoint' && by !== 'pool') return bad(y, opt(e, 'by'), `${sf}.by`, 'expected endpoint or pool')
+      return { kind: 'weighted', mode, by }
+    }
+    case 'first':
+    case 'multivalue': {
+      let count = name === 'multivalue' ? 8 : undefined
+      if (opts !== undefined && isScalar(opts) && opts.value !== null) count = y.number(opts, sf, 1, 64)
+      else if (opts !== undefined && !(isScalar(opts) && opts.value === null)) {
+        const e = optEntries(['count'])
+        count = y.number(opt(e, 'count'), `${sf}.count`, 1, 64)
+      }
+      if (count === undefined) return bad(y, item, sf, `how many? e.g. { ${name}: 2 }`)
+      return { kind: 'multivalue', count, shuffle: name === 'multivalue' }
+    }
+    case 'sticky': {
+      const e = optEntries(['prefix4', 'prefix6'])
+      const prefix4 = opt(e, 'prefix4') === undefined ? 24 : y.number(opt(e, 'prefix4'), `${sf}.prefix4`, 0, 32)
+      const prefix6 = opt(e, 'prefix6') === undefined ? 56 : y.number(opt(e, 'prefix6'), `${sf}.prefix6`, 0, 128)
+      if (prefix4 === undefined || prefix6 === undefined) return undefined
+      return { kind: 'sticky', prefix4, prefix6 }
+    }
+    case 'failover': {
+      // Default: each pool of the service is its own group, in the order the service lists them.
+      if (opts === undefined || (isScalar(opts) && opts.value === null)) return { kind: 'failover', groups: pools.map((p) => [p]) }
+      const groupsNode = isMap(opts) ? opt(optEntries(['groups']), 'groups') : opts
+      const groups: Pool[][] = []
+      for (const g of y.list(groupsNode, `${sf}.groups`)) {
+        const names = y.strings(g, `${sf}.groups`)
+        const group = names.map((n) => resolvePool(n, g, `${sf}.groups`)).filter((p) => p !== undefined)
+        if (group.length > 0) groups.push(group)
+      }
+      return { kind: 'failover', groups }
+    }
+    case 'geo': {
+      const e = optEntries(['continents', 'countries', 'subdivisions', 'asns', 'networks', 'default', 'spread'])
+      const rules: GeoRule[] = []
+      const addRules = (key: string, make: (code: string, at: unknown) => GeoMatch | undefined): void => {
+        const node = opt(e, key)
+        if (node === undefined) return
+        for (const [code, codeNode, poolsNode] of y.entries(node, `${sf}.${key}`)) {
+          const match = make(code, codeNode)
+          const rulePools = y
+            .strings(poolsNode, `${sf}.${key}.${code}`)
+            .map((n) => resolvePool(n, poolsNode, `${sf}.${key}.${code}`))
+            .filter((p) => p !== undefined)
+          if (match && rulePools.length > 0) rules.push({ match, pools: rulePools })
+        }
+      }
+      addRules('continents', (code, at) =>
+        CONTINENTS.has(code) ? { kind: 'continent', code } : bad(y, at, `${sf}.continents`, `unknown continent "${code}"; use ${[...CONTINENTS].join(', ')}`),
+      )
+      addRules('countries', (code, at) =>
+        /^[A-Z]{2}$/.test(code) ? { kind: 'country', code } : bad(y, at, `${sf}.countries`, `expected an ISO 3166-1 code like DE, got "${code}"`),
+      )
+      addRules('subdivisions', (code, at) =>
+        /^[A-Z]{2}-[A-Z0-9]{1,3}$/.test(code)
+          ? { kind: 'subdivision', code }
+          : bad(y, at, `${sf}.subdivisions`, `expected an ISO 3166-2 code like US-CA, got "${code}"`),
+      )
+      addRules('asns', (code, at) => {
+        const n = Number(code.replace(/^AS/i, ''))
+        return Number.isInteger(n) && n > 0 && n < 2 ** 32
+          ? { kind: 'asn', asn: n }
+          : bad(y, at, `${sf}.asns`, `expected an AS number like 64496 or AS64496, got "${code}"`)
+      })
+      addRules('networks', (code, at) => {
+        const c = parseCidr(code)
+        return typeof c === 'string' ? bad(y, at, `${sf}.networks`, c) : { kind: 'cidr', ...c }
+      })
+      const fallback =
+        opt(e, 'default') === undefined
+          ? []
+          : y
+              .strings(opt(e, 'default'), `${sf}.default`)
+              .map((n) => resolvePool(n, opt(e, 'default'), `${sf}.default`))
+              .filter((p) => p !== undefined)
+      const spread = opt(e, 'spread') === undefined ? false : (y.boolean(opt(e, 'spread'), `${sf}.spread`) ?? false)
+      if (rules.length === 0 && fallback.length === 0) return bad(y, item, sf, 'a geo step needs at least one rule or a default')
+      return { kind: 'geo', rules, fallback, spread }
+    }
+    case 'proximity': {
+      const e = optEntries(['bias', 'spread'])
+      const bias = new Map<string, number>()
+      const biasNode = opt(e, 'bias')
+      for (const [p, pNode, v] of biasNode === undefined ? [] : y.entries(biasNode, `${sf}.bias`)) {
+        if (resolvePool(p, pNode, `${sf}.bias`)) {
+          const b = y.number(v, `${sf}.bias.${p}`, -99, 99)
+          if (b !== undefined) bias.set(p, b)
+        }
+      }
+      for (const p of pools) if (!p.location) y.error(item, sf, `pool "${p.name}" has no location; proximity needs one per pool`)
+      const spread = opt(e, 'spread') === undefined ? false : (y.boolean(opt(e, 'spread'), `${sf}.spread`) ?? false)
+      return { kind: 'proximity', bias, spread }
+    }
+    case 'latency': {
+      const e = optEntries(['vantages', 'default', 'table', 'hysteresis'])
+      const vantages = new Map<string, string>()
+      const vNode = opt(e, 'vantages')
+      for (const [region, , codes] of vNode === undefined ? [] : y.entries(vNode, `${sf}.vantages`)) {
+        for (const code of y.strings(codes, `${sf}.vantages.${region}`)) {
+          if (!/^[A-Z]{2}$/.test(code)) y.error(codes, `${sf}.vantages.${region}`, `expected continent or country codes, got "${code}"`)
+          else vantages.set(code, region)
+        }
+      }
+      const defaultVantage = opt(e, 'default') === undefined ? undefined : y.string(opt(e, 'default'), `${sf}.default`)
+      const table = new Map<string, Map<string, number>>()
+      const tNode = opt(e, 'table')
+      for (const [vantage, , row] of tNode === undefined ? [] : y.entries(tNode, `${sf}.table`)) {
+        const m = new Map<string, number>()
+        for (const [p, pNode, ms] of y.entries(row, `${sf}.table.${vantage}`)) {
+          const v = y.number(ms, `${sf}.table.${vantage}.${p}`, 0, 100000, false)
+          if (resolvePool(p, pNode, `${sf}.table.${vantage}`) && v !== undefined) m.set(p, v)
+        }
+        table.set(vantage, m)
+      }
+      const hysteresis = opt(e, 'hysteresis') === undefined ? 0.2 : y.number(opt(e, 'hysteresis'), `${sf}.hysteresis`, 0, 0.9, false)
+      const dv = defaultVantage ?? vantages.values().next().value ?? table.keys().next().value
+      if (dv === undefined) return bad(y, item, sf, 'a latency step needs vantages (client region -> vantage) or a default vantage')
+      if (hysteresis === undefined) return undefined
+      return { kind: 'latency', vantages, defaultVantage: dv, table, hysteresis }
+    }
+    default:
+      return bad(y, item, f, `unknown step "${name}"; steps: ${STEP_NAMES.join(', ')}`)
+  }
+}
+
+function bad(y: YamlSource, at: unknown, field: string, detail: string): undefined {
+  y.error(at, field, detail)
+  return undefined
+}
+
+function parseAllDown(y: YamlSource, node: unknown, f: string, resolvePool: ResolvePool): AllDownMode {
+  if (node === undefined) return { kind: 'fail-open' }
+  if (isScalar(node)) {
+    const v = String(node.value)
+    if (v === 'fail-open' || v === 'nodata' || v === 'servfail') return { kind: v }
+    y.error(node, f, `expected fail-open, nodata, servfail, { pool: NAME }, { address: [...] } or { cname: NAME }, got "${v}"`)
+    return { kind: 'fail-open' }
+  }
+  const e = y.entries(node, f)
+  y.checkKeys(e, ['pool', 'address', 'cname'], f)
+  if (e.length !== 1) {
+    y.error(node, f, 'give exactly one of pool, address, cname')
+    return { kind: 'fail-open' }
+  }
+  const [kind, , value] = e[0]!
+  if (kind === 'pool') {
+    const name = y.string(value, `${f}.pool`)
+    const pool = name === undefined ? undefined : resolvePool(name, value, `${f}.pool`)
+    return pool ? { kind: 'pool', pool } : { kind: 'fail-open' }
+  }
+  if (kind === 'cname') {
+    const text = y.string(value, `${f}.cname`)
+    try {
+      if (text !== undefined) return { kind: 'cname', target: parseName(text.endsWith('.') ? text : `${text}.`) }
+    } catch (err) {
+      y.error(value, `${f}.cname`, (err as Error).message)
+    }
+    return { kind: 'fail-open' }
+  }
+  const addrs = y.strings(value, `${f}.address`)
+  const v4 = addrs.filter((a) => isIPv4(a))
+  const v6 = addrs.filter((a) => isIPv6(a))
+  for (const a of addrs) if (!isIPv4(a) && !isIPv6(a)) y.error(value, `${f}.address`, `expected IP addresses, got "${a}"`)
+  return { kind: 'address', v4, v6 }
+}
+
+function parseTests(
+  y: YamlSource,
+  node: unknown,
+  f: string,
+  endpoints: readonly Endpoint[],
+  pools: ReadonlyMap<string, Pool>,
+): GoldenTest[] {
+  const out: GoldenTest[] = []
+  for (const item of y.list(node, f)) {
+    const e = y.entries(item, f)
+    y.checkKeys(e, TEST_KEYS, f)
+    const get = (k: string): unknown => e.find(([key]) => key === k)?.[2]
+    const line = y.pos(item).line
+    let client: string | undefined
+    let ecsPrefix: number | undefined
+    if (get('ecs') !== undefined) {
+      const c = parseCidr(y.string(get('ecs'), `${f}.ecs`) ?? '')
+      if (typeof c === 'string') y.error(get('ecs'), `${f}.ecs`, c)
+      else {
+        client = String(y.string(get('ecs'), `${f}.ecs`)).split('/')[0]
+        ecsPrefix = c.prefix
+      }
+    } else if (get('client') !== undefined) {
+      client = y.string(get('client'), `${f}.client`)
+      if (client !== undefined && !isIPv4(client) && !isIPv6(client)) {
+        y.error(get('client'), `${f}.client`, `expected an IP address, got "${client}"`)
+        client = undefined
+      }
+    } else {
+      y.error(item, f, 'a test needs a client address or an ecs subnet')
+    }
+    const qtype = get('qtype') === undefined ? 'A' : y.string(get('qtype'), `${f}.qtype`)
+    if (qtype !== 'A' && qtype !== 'AAAA') y.error(get('qtype'), `${f}.qtype`, 'expected A or AAAA')
+    const down = get('down') === undefined ? [] : y.strings(get('down'), `${f}.down`)
+    for (const d of down) {
+      if (!endpoints.some((ep) => ep.name === d)) y.error(get('down'), `${f}.down`, `unknown endpoint "${d}"`)
+    }
+    const expect = get('expect') === undefined ? undefined : y.strings(get('expect'), `${f}.expect`)
+    const expectAnyOf = get('expectAnyOf') === undefined ? undefined : y.strings(get('expectAnyOf'), `${f}.expectAnyOf`)
+    const expectPool = get('expectPool') === undefined ? undefined : y.string(get('expectPool'), `${f}.expectPool`)
+    if (expectPool !== undefined && !pools.has(expectPool)) y.error(get('expectPool'), `${f}.expectPool`, `unknown pool "${expectPool}"`)
+    const rc = get('expectRcode') === undefined ? undefined : y.string(get('expectRcode'), `${f}.expectRcode`)
+    if (rc !== undefined && rc !== 'NOERROR' && rc !== 'SERVFAIL') y.error(get('expectRcode'), `${f}.expectRcode`, 'expected NOERROR or SERVFAIL')
+    if (expect === undefined && expectAnyOf === undefined && expectPool === undefined && rc === undefined) {
+      y.error(item, f, 'a test needs expect, expectAnyOf, expectPool or expectRcode')
+    }
+    if (client === undefined || (qtype !== 'A' && qtype !== 'AAAA')) continue
+    out.push(
+      Object.freeze({
+        line,
+        client,
+        ecsPrefix,
+        qtype,
+        down,
+        expect,
+        expectAnyOf,
+        expectPool,
+        expectRcode: rc === 'NOERROR' || rc === 'SERVFAIL' ? rc : undefined,
+      }),
+    )
+  }
+  return out
+}
