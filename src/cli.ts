@@ -10,10 +10,14 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { resolveServeConfig, type ServeFlags } from './config/server-config.ts'
 import { ZoneSet } from './config/zone-set.ts'
-import { nameFromWire, nameToString } from './dns/name.ts'
+import { nameFromKey, nameFromWire, nameToString } from './dns/name.ts'
 import { typeName } from './dns/types.ts'
-import { GslbError } from './errors.ts'
+import { ConfigError, GslbError } from './errors.ts'
+import { explain } from './explain.ts'
+import { GeoDatabase } from './geo/reader.ts'
+import { ALL_UP } from './health/state.ts'
 import { createLogger } from './log.ts'
+import { runGoldenTests } from './policy/golden.ts'
 import { startServer } from './server/index.ts'
 import type { QueryObserver } from './server/observer.ts'
 
@@ -24,7 +28,8 @@ const USAGE = `gslb ${VERSION}: authoritative GSLB DNS server
 
 Usage:
   gslb serve [--zones DIR] [--listen ADDR:PORT ...] [options]
-  gslb check [DIR]
+  gslb check [DIR] [--geoip PATH ...]
+  gslb explain [--zones DIR] NAME [TYPE] --client IP [--ecs SUBNET] [--down EP,...] [--geoip PATH ...]
   gslb version
 
 serve options:
@@ -38,6 +43,11 @@ serve options:
   --chaos-id TEXT           answer CH TXT id.server / hostname.bind (off by default)
   --chaos-version TEXT      answer CH TXT version.bind / version.server (off by default)
   --no-watch                reload zones only on SIGHUP, not on file changes
+  --geoip PATH              MaxMind DB for geo policies (City, Country, ASN, ip-location-db),
+                            repeatable; default: the bundled CC0 country database
+
+check runs every zone's golden tests (services.*.tests) after validating it.
+explain prints the decision trace for one query: geo data, each policy step, answer, TTL, scope.
 `
 
 async function serve(args: string[]): Promise<number> {
@@ -53,11 +63,16 @@ async function serve(args: string[]): Promise<number> {
       'chaos-id': { type: 'string' },
       'chaos-version': { type: 'string' },
       'no-watch': { type: 'boolean' },
+      geoip: { type: 'string', multiple: true },
     },
     strict: true,
   })
   const cfg = resolveServeConfig(values as ServeFlags)
   const log = createLogger(cfg.logLevel)
+  const geo = await GeoDatabase.open(cfg.geoip, log)
+  for (const d of geo.describe())
+    log.info({ path: d.path, schema: d.schema, built: d.buildDate }, 'geo database loaded')
+  geo.watch()
   const observe = cfg.queryLogSample > 0 ? queryLogger(log, cfg.queryLogSample) : undefined
   const server = await startServer({
     zonesDir: cfg.zones,
@@ -70,12 +85,14 @@ async function serve(args: string[]): Promise<number> {
       nsid: cfg.nsid,
       chaos: { id: cfg.chaosId, version: cfg.chaosVersion },
       maxUdpSize: cfg.maxUdpSize,
+      geo,
     },
   })
   process.on('SIGHUP', () => server.reload('SIGHUP'))
   return new Promise<number>((resolveExit) => {
     let stopping = false
     const stop = (signal: string): void => {
+      geo.close()
       if (stopping) {
         log.warn({ signal }, 'second signal; exiting now')
         process.exit(1)
@@ -104,8 +121,13 @@ function queryLogger(log: ReturnType<typeof createLogger>, rate: number): QueryO
   }
 }
 
-function check(args: string[]): number {
-  const { positionals } = parseArgs({ args, allowPositionals: true, strict: true })
+async function check(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: { geoip: { type: 'string', multiple: true } },
+  })
   const dir = positionals[0] ?? 'zones'
   const set = new ZoneSet(dir)
   const report = set.reload()
@@ -123,10 +145,58 @@ function check(args: string[]): number {
     process.stdout.write(`error: no zone files (*.zone, *.yaml, *.yml) in ${dir}\n`)
     return 1
   }
+  const zones = set.table.zones.filter((z) => z.services.some((s) => s.config.tests.length > 0))
+  if (zones.length > 0) {
+    const geo = await GeoDatabase.open(values.geoip ?? [])
+    let passed = 0
+    for (const zone of zones) {
+      for (const t of runGoldenTests(zone, geo)) {
+        if (t.ok) passed++
+        else {
+          errors++
+          process.stdout.write(
+            `error: ${t.file}:${t.line}: test of ${nameToString(nameFromKey(t.service))}: ${t.problem}, got ${t.got}\n`,
+          )
+        }
+      }
+    }
+    process.stdout.write(`golden tests: ${passed} passed\n`)
+  }
   if (errors > 0) {
     process.stdout.write(`${errors} error(s); the server would refuse these files and keep their last good version\n`)
     return 1
   }
+  return 0
+}
+
+async function explainCommand(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      zones: { type: 'string' },
+      client: { type: 'string' },
+      ecs: { type: 'string' },
+      down: { type: 'string' },
+      seed: { type: 'string' },
+      geoip: { type: 'string', multiple: true },
+    },
+  })
+  const [name, qtype = 'A'] = positionals
+  if (!name || !values.client)
+    throw new ConfigError('usage: gslb explain [--zones DIR] NAME [TYPE] --client IP [--ecs SUBNET]')
+  const set = new ZoneSet(values.zones ?? 'zones')
+  for (const f of set.reload().files) for (const e of f.errors) process.stderr.write(`error: ${e.message}\n`)
+  const geo = await GeoDatabase.open(values.geoip ?? [])
+  let health = ALL_UP
+  for (const ep of (values.down ?? '').split(',').filter(Boolean)) {
+    for (const z of set.table.zones) health = health.with([[z.apex.key, ep, { up: false }]])
+  }
+  const seed = values.seed === undefined ? undefined : Number(values.seed)
+  process.stdout.write(
+    `${explain(set.table, geo, health, { name, qtype, client: values.client, ecs: values.ecs, seed })}\n`,
+  )
   return 0
 }
 
@@ -137,6 +207,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest)
     case 'check':
       return check(rest)
+    case 'explain':
+      return explainCommand(rest)
     case 'version':
     case '--version':
       process.stdout.write(`${VERSION}\n`)

@@ -10,7 +10,7 @@ import { parseCidr } from '../dns/address.ts'
 import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
 import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
 import { MAX_TTL } from '../zone/types.ts'
-import { type YamlSource, isMap, isScalar, isSeq } from './yaml-util.ts'
+import { isMap, isScalar, isSeq, type YamlSource } from './yaml-util.ts'
 
 export type AllDownMode =
   | { readonly kind: 'fail-open' }
@@ -61,7 +61,16 @@ const POOL_KEYS = ['region', 'location', 'capacity', 'upThreshold', 'ttl', 'endp
 const ENDPOINT_KEYS = ['address', 'cname', 'weight']
 const SERVICE_KEYS = ['ttl', 'degradedTtl', 'pools', 'chain', 'allDown', 'tests', 'failoverTarget']
 const TEST_KEYS = ['client', 'ecs', 'qtype', 'down', 'expect', 'expectAnyOf', 'expectPool', 'expectRcode']
-export const STEP_NAMES = ['weighted', 'geo', 'proximity', 'latency', 'failover', 'multivalue', 'first', 'sticky'] as const
+export const STEP_NAMES = [
+  'weighted',
+  'geo',
+  'proximity',
+  'latency',
+  'failover',
+  'multivalue',
+  'first',
+  'sticky',
+] as const
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -71,7 +80,8 @@ export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpo
   const endpointNames = new Map<string, number>()
   for (const [poolName, keyNode, body] of y.entries(node, 'pools')) {
     const f = `pools.${poolName}`
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(poolName)) y.error(keyNode, f, 'pool names use letters, digits, "-", "_" and "."')
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(poolName))
+      y.error(keyNode, f, 'pool names use letters, digits, "-", "_" and "."')
     const entries = y.entries(body, f)
     y.checkKeys(entries, POOL_KEYS, f)
     const get = (k: string): unknown => entries.find(([key]) => key === k)?.[2]
@@ -80,8 +90,10 @@ export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpo
       name: poolName,
       region: get('region') === undefined ? undefined : y.string(get('region'), `${f}.region`),
       location: get('location') === undefined ? undefined : location(y, get('location'), `${f}.location`),
-      capacity: get('capacity') === undefined ? 1 : (y.number(get('capacity'), `${f}.capacity`, 0.001, 1e9, false) ?? 1),
-      upThreshold: get('upThreshold') === undefined ? 1 : (y.number(get('upThreshold'), `${f}.upThreshold`, 1, 1000) ?? 1),
+      capacity:
+        get('capacity') === undefined ? 1 : (y.number(get('capacity'), `${f}.capacity`, 0.001, 1e9, false) ?? 1),
+      upThreshold:
+        get('upThreshold') === undefined ? 1 : (y.number(get('upThreshold'), `${f}.upThreshold`, 1, 1000) ?? 1),
       ttl: get('ttl') === undefined ? undefined : y.number(get('ttl'), `${f}.ttl`, 0, MAX_TTL),
       endpoints: [],
     }
@@ -128,7 +140,14 @@ function location(y: YamlSource, node: unknown, f: string): GeoPoint | undefined
   return lat === undefined || lon === undefined ? undefined : Object.freeze({ lat, lon })
 }
 
-function endpoint(y: YamlSource, name: string, body: unknown, f: string, pool: Pool, index: number): Endpoint | undefined {
+function endpoint(
+  y: YamlSource,
+  name: string,
+  body: unknown,
+  f: string,
+  pool: Pool,
+  index: number,
+): Endpoint | undefined {
   // Shorthand: `eu-1: 192.0.2.10` is an endpoint with one address and weight 1.
   const entries = isScalar(body) ? [['address', body, body] as [string, unknown, unknown]] : y.entries(body, f)
   if (!isScalar(body)) y.checkKeys(entries as never, ENDPOINT_KEYS, f)
@@ -138,7 +157,8 @@ function endpoint(y: YamlSource, name: string, body: unknown, f: string, pool: P
   for (const a of get('address') === undefined ? [] : y.strings(get('address'), `${f}.address`)) {
     if (isIPv4(a) && address4 === undefined) address4 = a
     else if (isIPv6(a) && !a.includes('%') && address6 === undefined) address6 = a
-    else if (isIPv4(a) || isIPv6(a)) y.error(get('address'), `${f}.address`, 'at most one IPv4 and one IPv6 address per endpoint')
+    else if (isIPv4(a) || isIPv6(a))
+      y.error(get('address'), `${f}.address`, 'at most one IPv4 and one IPv6 address per endpoint')
     else y.error(get('address'), `${f}.address`, `expected an IPv4 or IPv6 address, got "${a}"`)
   }
   let cname: Name | undefined
@@ -154,7 +174,8 @@ function endpoint(y: YamlSource, name: string, body: unknown, f: string, pool: P
     }
   }
   if (cname && (address4 || address6)) y.error(body, f, 'an endpoint has addresses or a cname, not both')
-  if (!cname && !address4 && !address6 && get('address') === undefined) y.error(body, f, 'an endpoint needs an address or a cname')
+  if (!cname && !address4 && !address6 && get('address') === undefined)
+    y.error(body, f, 'an endpoint needs an address or a cname')
   const weight = get('weight') === undefined ? 1 : y.number(get('weight'), `${f}.weight`, 0, 1000)
   if (weight === undefined) return undefined
   return Object.freeze({ index, name, pool, address4, address6, cname, weight })
@@ -202,7 +223,12 @@ export function parseServices(
       servicePools = []
       for (const n of y.strings(get('pools'), `${f}.pools`)) {
         const p = poolByName.get(n)
-        if (!p) y.error(get('pools'), `${f}.pools`, `unknown pool "${n}"; pools: ${[...poolByName.keys()].join(', ') || 'none'}`)
+        if (!p)
+          y.error(
+            get('pools'),
+            `${f}.pools`,
+            `unknown pool "${n}"; pools: ${[...poolByName.keys()].join(', ') || 'none'}`,
+          )
         else servicePools.push(p)
       }
     }
@@ -216,7 +242,8 @@ export function parseServices(
 
     const steps: StepConfig[] = []
     const chainNode = get('chain')
-    if (chainNode === undefined) y.error(keyNode, `${f}.chain`, `a service needs a policy chain, e.g. chain: [weighted]`)
+    if (chainNode === undefined)
+      y.error(keyNode, `${f}.chain`, `a service needs a policy chain, e.g. chain: [weighted]`)
     for (const item of chainNode === undefined ? [] : y.list(chainNode, `${f}.chain`)) {
       const step = parseStep(y, item, `${f}.chain`, servicePools, resolvePool)
       if (step) steps.push(step)
@@ -246,7 +273,13 @@ export function parseServices(
 
 type ResolvePool = (name: string, at: unknown, field: string) => Pool | undefined
 
-function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool[], resolvePool: ResolvePool): StepConfig | undefined {
+function parseStep(
+  y: YamlSource,
+  item: unknown,
+  f: string,
+  pools: readonly Pool[],
+  resolvePool: ResolvePool,
+): StepConfig | undefined {
   let name: string
   let opts: unknown
   if (isScalar(item)) {
@@ -273,7 +306,8 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
       const e = optEntries(['mode', 'by'])
       const mode = opt(e, 'mode') === undefined ? 'random' : y.string(opt(e, 'mode'), `${sf}.mode`)
       const by = opt(e, 'by') === undefined ? 'endpoint' : y.string(opt(e, 'by'), `${sf}.by`)
-      if (mode !== 'random' && mode !== 'smooth') return bad(y, opt(e, 'mode'), `${sf}.mode`, 'expected random or smooth')
+      if (mode !== 'random' && mode !== 'smooth')
+        return bad(y, opt(e, 'mode'), `${sf}.mode`, 'expected random or smooth')
       if (by !== 'endpoint' && by !== 'pool') return bad(y, opt(e, 'by'), `${sf}.by`, 'expected endpoint or pool')
       return { kind: 'weighted', mode, by }
     }
@@ -297,7 +331,8 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
     }
     case 'failover': {
       // Default: each pool of the service is its own group, in the order the service lists them.
-      if (opts === undefined || (isScalar(opts) && opts.value === null)) return { kind: 'failover', groups: pools.map((p) => [p]) }
+      if (opts === undefined || (isScalar(opts) && opts.value === null))
+        return { kind: 'failover', groups: pools.map((p) => [p]) }
       const groupsNode = isMap(opts) ? opt(optEntries(['groups']), 'groups') : opts
       const groups: Pool[][] = []
       for (const g of y.list(groupsNode, `${sf}.groups`)) {
@@ -323,10 +358,14 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
         }
       }
       addRules('continents', (code, at) =>
-        CONTINENTS.has(code) ? { kind: 'continent', code } : bad(y, at, `${sf}.continents`, `unknown continent "${code}"; use ${[...CONTINENTS].join(', ')}`),
+        CONTINENTS.has(code)
+          ? { kind: 'continent', code }
+          : bad(y, at, `${sf}.continents`, `unknown continent "${code}"; use ${[...CONTINENTS].join(', ')}`),
       )
       addRules('countries', (code, at) =>
-        /^[A-Z]{2}$/.test(code) ? { kind: 'country', code } : bad(y, at, `${sf}.countries`, `expected an ISO 3166-1 code like DE, got "${code}"`),
+        /^[A-Z]{2}$/.test(code)
+          ? { kind: 'country', code }
+          : bad(y, at, `${sf}.countries`, `expected an ISO 3166-1 code like DE, got "${code}"`),
       )
       addRules('subdivisions', (code, at) =>
         /^[A-Z]{2}-[A-Z0-9]{1,3}$/.test(code)
@@ -351,7 +390,8 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
               .map((n) => resolvePool(n, opt(e, 'default'), `${sf}.default`))
               .filter((p) => p !== undefined)
       const spread = opt(e, 'spread') === undefined ? false : (y.boolean(opt(e, 'spread'), `${sf}.spread`) ?? false)
-      if (rules.length === 0 && fallback.length === 0) return bad(y, item, sf, 'a geo step needs at least one rule or a default')
+      if (rules.length === 0 && fallback.length === 0)
+        return bad(y, item, sf, 'a geo step needs at least one rule or a default')
       return { kind: 'geo', rules, fallback, spread }
     }
     case 'proximity': {
@@ -364,7 +404,8 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
           if (b !== undefined) bias.set(p, b)
         }
       }
-      for (const p of pools) if (!p.location) y.error(item, sf, `pool "${p.name}" has no location; proximity needs one per pool`)
+      for (const p of pools)
+        if (!p.location) y.error(item, sf, `pool "${p.name}" has no location; proximity needs one per pool`)
       const spread = opt(e, 'spread') === undefined ? false : (y.boolean(opt(e, 'spread'), `${sf}.spread`) ?? false)
       return { kind: 'proximity', bias, spread }
     }
@@ -374,7 +415,8 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
       const vNode = opt(e, 'vantages')
       for (const [region, , codes] of vNode === undefined ? [] : y.entries(vNode, `${sf}.vantages`)) {
         for (const code of y.strings(codes, `${sf}.vantages.${region}`)) {
-          if (!/^[A-Z]{2}$/.test(code)) y.error(codes, `${sf}.vantages.${region}`, `expected continent or country codes, got "${code}"`)
+          if (!/^[A-Z]{2}$/.test(code))
+            y.error(codes, `${sf}.vantages.${region}`, `expected continent or country codes, got "${code}"`)
           else vantages.set(code, region)
         }
       }
@@ -389,9 +431,11 @@ function parseStep(y: YamlSource, item: unknown, f: string, pools: readonly Pool
         }
         table.set(vantage, m)
       }
-      const hysteresis = opt(e, 'hysteresis') === undefined ? 0.2 : y.number(opt(e, 'hysteresis'), `${sf}.hysteresis`, 0, 0.9, false)
+      const hysteresis =
+        opt(e, 'hysteresis') === undefined ? 0.2 : y.number(opt(e, 'hysteresis'), `${sf}.hysteresis`, 0, 0.9, false)
       const dv = defaultVantage ?? vantages.values().next().value ?? table.keys().next().value
-      if (dv === undefined) return bad(y, item, sf, 'a latency step needs vantages (client region -> vantage) or a default vantage')
+      if (dv === undefined)
+        return bad(y, item, sf, 'a latency step needs vantages (client region -> vantage) or a default vantage')
       if (hysteresis === undefined) return undefined
       return { kind: 'latency', vantages, defaultVantage: dv, table, hysteresis }
     }
@@ -410,7 +454,11 @@ function parseAllDown(y: YamlSource, node: unknown, f: string, resolvePool: Reso
   if (isScalar(node)) {
     const v = String(node.value)
     if (v === 'fail-open' || v === 'nodata' || v === 'servfail') return { kind: v }
-    y.error(node, f, `expected fail-open, nodata, servfail, { pool: NAME }, { address: [...] } or { cname: NAME }, got "${v}"`)
+    y.error(
+      node,
+      f,
+      `expected fail-open, nodata, servfail, { pool: NAME }, { address: [...] } or { cname: NAME }, got "${v}"`,
+    )
     return { kind: 'fail-open' }
   }
   const e = y.entries(node, f)
@@ -437,7 +485,8 @@ function parseAllDown(y: YamlSource, node: unknown, f: string, resolvePool: Reso
   const addrs = y.strings(value, `${f}.address`)
   const v4 = addrs.filter((a) => isIPv4(a))
   const v6 = addrs.filter((a) => isIPv6(a))
-  for (const a of addrs) if (!isIPv4(a) && !isIPv6(a)) y.error(value, `${f}.address`, `expected IP addresses, got "${a}"`)
+  for (const a of addrs)
+    if (!isIPv4(a) && !isIPv6(a)) y.error(value, `${f}.address`, `expected IP addresses, got "${a}"`)
   return { kind: 'address', v4, v6 }
 }
 
@@ -481,9 +530,11 @@ function parseTests(
     const expect = get('expect') === undefined ? undefined : y.strings(get('expect'), `${f}.expect`)
     const expectAnyOf = get('expectAnyOf') === undefined ? undefined : y.strings(get('expectAnyOf'), `${f}.expectAnyOf`)
     const expectPool = get('expectPool') === undefined ? undefined : y.string(get('expectPool'), `${f}.expectPool`)
-    if (expectPool !== undefined && !pools.has(expectPool)) y.error(get('expectPool'), `${f}.expectPool`, `unknown pool "${expectPool}"`)
+    if (expectPool !== undefined && !pools.has(expectPool))
+      y.error(get('expectPool'), `${f}.expectPool`, `unknown pool "${expectPool}"`)
     const rc = get('expectRcode') === undefined ? undefined : y.string(get('expectRcode'), `${f}.expectRcode`)
-    if (rc !== undefined && rc !== 'NOERROR' && rc !== 'SERVFAIL') y.error(get('expectRcode'), `${f}.expectRcode`, 'expected NOERROR or SERVFAIL')
+    if (rc !== undefined && rc !== 'NOERROR' && rc !== 'SERVFAIL')
+      y.error(get('expectRcode'), `${f}.expectRcode`, 'expected NOERROR or SERVFAIL')
     if (expect === undefined && expectAnyOf === undefined && expectPool === undefined && rc === undefined) {
       y.error(item, f, 'a test needs expect, expectAnyOf, expectPool or expectRcode')
     }

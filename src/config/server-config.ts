@@ -25,6 +25,8 @@ export interface ServeConfig {
   readonly maxUdpSize: number
   readonly tcp: TcpLimits
   readonly watch: boolean
+  /** MaxMind DB files for geo policies; empty = the bundled country database. */
+  readonly geoip: readonly string[]
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:5300'
@@ -42,8 +44,7 @@ export function parseListen(text: string): ListenAddress {
 
 /** NSID from text, or from hex with a `0x` prefix (RFC 5001 allows any bytes). */
 export function parseNsid(text: string): Buffer {
-  if (/^0x([0-9a-f]{2})+$/i.test(text)) return Buffer.from(text.slice(2), 'hex')
-  const b = Buffer.from(text, 'utf8')
+  const b = /^0x([0-9a-f]{2})+$/i.test(text) ? Buffer.from(text.slice(2), 'hex') : Buffer.from(text, 'utf8')
   if (b.length === 0 || b.length > 512) throw new ConfigError('nsid: expected 1..512 bytes of text or 0x-prefixed hex')
   return b
 }
@@ -59,6 +60,7 @@ export interface ServeFlags {
   readonly 'chaos-id'?: string | undefined
   readonly 'chaos-version'?: string | undefined
   readonly 'no-watch'?: boolean | undefined
+  readonly geoip?: readonly string[] | undefined
 }
 
 const FILE_KEYS = [
@@ -71,6 +73,7 @@ const FILE_KEYS = [
   'maxUdpSize',
   'tcp',
   'watch',
+  'geoip',
 ] as const
 const TCP_KEYS = ['idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'maxPendingOutput'] as const
 
@@ -126,14 +129,17 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
   }
 
   const sampleRaw = flags['query-log-sample'] ?? file['queryLogSample'] ?? 0
-  const sample = Number(sampleRaw)
-  if (!Number.isFinite(sample) || sample < 0 || sample > 1) {
+  const sample = typeof sampleRaw === 'number' || typeof sampleRaw === 'string' ? Number(sampleRaw) : Number.NaN
+  if (sampleRaw === '' || !Number.isFinite(sample) || sample < 0 || sample > 1) {
     throw new ConfigError(`--query-log-sample: expected a fraction from 0 to 1, got "${String(sampleRaw)}"`)
   }
 
   const nsidText = str(flags.nsid ?? file['nsid'], 'nsid')
   const chaos = file['chaos']
   if (chaos !== undefined && !isObj(chaos)) throw new ConfigError(`${where}: chaos: expected { id, version }`)
+  for (const k of Object.keys(chaos ?? {})) {
+    if (k !== 'id' && k !== 'version') throw new ConfigError(`${where}: chaos.${k}: unknown; known: id, version`)
+  }
   const tcpFile = file['tcp']
   if (tcpFile !== undefined && !isObj(tcpFile)) throw new ConfigError(`${where}: tcp: expected a mapping`)
   const tcp: Record<string, number> = { ...DEFAULT_TCP_LIMITS }
@@ -158,5 +164,14 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     maxUdpSize: int(file['maxUdpSize'], `${where}: maxUdpSize`, 512, 65535) ?? 1232,
     tcp: tcp as unknown as TcpLimits,
     watch: flags['no-watch'] ? false : (watchFile ?? true),
+    geoip: flags.geoip?.length ? flags.geoip : geoipList(file['geoip'], where),
   })
+}
+
+function geoipList(v: unknown, where: string): string[] {
+  if (v === undefined || v === null) return []
+  const list = Array.isArray(v) ? v : [v]
+  if (!list.every((x) => typeof x === 'string'))
+    throw new ConfigError(`${where}: geoip: expected a path or a list of paths`)
+  return list as string[]
 }

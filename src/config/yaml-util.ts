@@ -70,7 +70,11 @@ export class YamlSource {
     const v = this.scalar(node, field)
     if (v === undefined) return undefined
     if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-      this.error(node, field, `expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(v)}`)
+      this.error(
+        node,
+        field,
+        `expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(v)}`,
+      )
       return undefined
     }
     return v

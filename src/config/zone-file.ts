@@ -11,15 +11,15 @@
  */
 
 import { readFileSync } from 'node:fs'
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path'
 import { isMap, isScalar, LineCounter, parseDocument, Scalar } from 'yaml'
 import { type Name, parseName } from '../dns/name.ts'
 import { GslbError, ZoneError } from '../errors.ts'
-import { type GslbConfig, parsePools, parseServices } from './gslb-file.ts'
-import { YamlSource } from './yaml-util.ts'
 import { parseMasterFile } from '../zone/masterfile.ts'
 import { parseTtl } from '../zone/rdata.ts'
 import { MAX_TTL, type RR } from '../zone/types.ts'
+import { type GslbConfig, parsePools, parseServices } from './gslb-file.ts'
+import { YamlSource } from './yaml-util.ts'
 
 export interface ZoneFileResult {
   readonly origin: Name | undefined
@@ -63,7 +63,7 @@ function includeReader(root: string, sources: Map<string, string>) {
   return (path: string, fromFile: string): { file: string; text: string } => {
     const full = isAbsolute(path) ? path : resolve(dirname(fromFile), path)
     const rel = relative(resolve(root), full)
-    if (rel.startsWith('..') || isAbsolute(rel)) {
+    if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
       throw new GslbError(`$INCLUDE ${path} is outside the zone directory ${root}`)
     }
     const text = readFileSync(full, 'utf8')

@@ -12,7 +12,7 @@ import { nameToString } from '../dns/name.ts'
 import { ConfigError, ZoneError } from '../errors.ts'
 import { type CompiledZone, compileZone } from '../zone/compile.ts'
 import { buildTable, type ZoneTable } from '../zone/table.ts'
-import { validateZone } from '../zone/validate.ts'
+import { validateServices, validateZone } from '../zone/validate.ts'
 import { isZoneFile, readZoneFile } from './zone-file.ts'
 
 export interface FileOutcome {
@@ -51,8 +51,10 @@ export function loadFile(path: string, root: string): FileLoad {
     return { zone: undefined, sources: read.sources, errors: read.errors, warnings: [] }
   const v = validateZone(read.origin, path, read.records)
   if (!v.zone) return { zone: undefined, sources: read.sources, errors: v.errors, warnings: v.warnings }
+  const conflicts = validateServices(v.zone, read.gslb.services)
+  if (conflicts.length > 0) return { zone: undefined, sources: read.sources, errors: conflicts, warnings: v.warnings }
   try {
-    return { zone: compileZone(v.zone), sources: read.sources, errors: [], warnings: v.warnings }
+    return { zone: compileZone(v.zone, read.gslb.services), sources: read.sources, errors: [], warnings: v.warnings }
   } catch (e) {
     const err = new ZoneError({ file: path, line: 1 }, 'zone', `cannot compile: ${(e as Error).message}`)
     return { zone: undefined, sources: read.sources, errors: [err], warnings: v.warnings }

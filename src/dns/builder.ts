@@ -32,6 +32,7 @@ export interface RRsetInput {
 
 const COMPRESSIBLE = new Set<number>([T.NS, T.CNAME, T.PTR, T.MX, T.SOA])
 const MAX_MESSAGE = 65535
+const MAX_POINTER_TARGET = 0x3fff - 255
 
 export class MessageTooLargeError extends Error {}
 
@@ -104,6 +105,7 @@ export class TemplateBuilder {
     bytes.writeUInt16BE(this.#counts[1]!, 8)
     bytes.writeUInt16BE(this.#counts[2]!, 10)
     return Object.freeze({
+      kind: 'template',
       bytes,
       qnameLen: this.#qnameLen,
       flags,
@@ -156,7 +158,9 @@ export class TemplateBuilder {
         this.#u16(0xc000 | target)
         return skipToEnd(wire, off)
       }
-      if (this.#len < 0x3fff) this.#dict.set(key, this.#len)
+      // Pointers hold 14 bits, and stand-in templates shift targets by up to 253 bytes when
+      // rendered for a longer name: only register targets that stay addressable after that.
+      if (this.#len < MAX_POINTER_TARGET) this.#dict.set(key, this.#len)
       const l = wire[off]!
       wire.copy(this.#buf, this.#len, off, off + l + 1)
       this.#len += l + 1

@@ -178,3 +178,8 @@ export function childName(label: string, name: Name): Name {
 export function wireLength(name: Name): number {
   return name.wire.length
 }
+
+/** The Name behind a lookup key (lowercase, so only for display). */
+export function nameFromKey(key: string): Name {
+  return nameFromWire(Buffer.from(key, 'latin1'))
+}

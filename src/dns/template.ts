@@ -19,6 +19,7 @@ export const SECTION_AUTHORITY = 1
 export const SECTION_ADDITIONAL = 2
 
 export interface Template {
+  readonly kind: 'template'
   /** Complete message; ID 0, counts as built, question name of `qnameLen` bytes at offset 12. */
   readonly bytes: Buffer
   readonly qnameLen: number

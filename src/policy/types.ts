@@ -121,7 +121,12 @@ export interface GeoRule {
 /** Configuration of each step kind, validated at zone load. */
 export type StepConfig =
   | { readonly kind: 'weighted'; readonly mode: 'random' | 'smooth'; readonly by: 'endpoint' | 'pool' }
-  | { readonly kind: 'geo'; readonly rules: readonly GeoRule[]; readonly fallback: readonly Pool[]; readonly spread: boolean }
+  | {
+      readonly kind: 'geo'
+      readonly rules: readonly GeoRule[]
+      readonly fallback: readonly Pool[]
+      readonly spread: boolean
+    }
   | { readonly kind: 'proximity'; readonly bias: ReadonlyMap<string, number>; readonly spread: boolean }
   | {
       readonly kind: 'latency'

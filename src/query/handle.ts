@@ -10,8 +10,11 @@ import { ParseResult, parseQuery, Query } from '../dns/query.ts'
 import { EDNS_UDP_SIZE, type EdnsConfig, errorResponse, optLength, writeOpt } from '../dns/response.ts'
 import { FLAG_AA, FLAG_QR, type RenderInput, render, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
+import { HealthStore } from '../health/state.ts'
+import type { ServiceNode } from '../policy/service.ts'
 import { EMPTY_TABLE, lookup, type ZoneTable } from '../zone/table.ts'
 import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
+import { type GeoLookup, QueryContext } from './context.ts'
 
 export interface ChaosConfig {
   /** Answer for `id.server` / `hostname.bind` CH TXT; undefined leaves them REFUSED. */
@@ -25,6 +28,10 @@ export interface AnswerConfig {
   readonly chaos?: ChaosConfig | undefined
   /** Largest UDP response we send, whatever the client offers (RFC 6891 lets us cap it). */
   readonly maxUdpSize?: number | undefined
+  /** Geo database for geo, proximity and latency policies (none: those policies see no geo data). */
+  readonly geo?: GeoLookup | undefined
+  /** Health state for services; default: everything up. */
+  readonly health?: HealthStore | undefined
 }
 
 export type Transport = 'udp' | 'tcp'
@@ -36,6 +43,8 @@ export class Answerer {
   readonly #edns: EdnsConfig
   readonly #maxUdp: number
   readonly #chaos: ReadonlyMap<string, Template>
+  readonly #health: HealthStore
+  readonly #ctx: QueryContext
   readonly #render: { -readonly [K in keyof RenderInput]: RenderInput[K] } = {
     packet: Buffer.alloc(0),
     id: 0,
@@ -49,6 +58,17 @@ export class Answerer {
     this.#edns = { nsid: config.nsid }
     this.#maxUdp = Math.max(512, Math.min(config.maxUdpSize ?? EDNS_UDP_SIZE, 65535))
     this.#chaos = chaosTemplates(config.chaos ?? {})
+    this.#health = config.health ?? new HealthStore()
+    this.#ctx = new QueryContext(config.geo)
+  }
+
+  get health(): HealthStore {
+    return this.#health
+  }
+
+  /** Swaps the geo database (after a live reload of the file). */
+  set geo(db: GeoLookup | undefined) {
+    this.#ctx.geoDatabase = db
   }
 
   /** Swaps in a new zone table; queries already running finish on the table they started with. */
@@ -65,8 +85,8 @@ export class Answerer {
     return this.#q
   }
 
-  /** Answers one DNS message; `null` means stay silent. */
-  answer(packet: Buffer, transport: Transport): Buffer | null {
+  /** Answers one DNS message from `source` (the peer address); `null` means stay silent. */
+  answer(packet: Buffer, transport: Transport, source = ''): Buffer | null {
     const q = this.#q
     const edns = this.#edns
     switch (parseQuery(packet, q)) {
@@ -81,7 +101,7 @@ export class Answerer {
       case ParseResult.OK:
         break
     }
-    let t: Template | undefined
+    let t: Template | ServiceNode | undefined
     if (q.qclass === CLASS_IN) {
       const qt = q.qtype
       if (qt === T.AXFR || qt === T.IXFR) return errorResponse(packet, q, RCODE.REFUSED, edns)
@@ -93,6 +113,17 @@ export class Answerer {
       t = this.#chaos.get(q.key)
     }
     if (t === undefined) return errorResponse(packet, q, RCODE.REFUSED, edns)
+    let ecsScope = 0
+    if (t.kind === 'service') {
+      const ctx = this.#ctx
+      const svc = t.service
+      ctx.reset(q, source, this.#health.current.view(svc.zoneKey))
+      const decision = svc.decide(q.qtype === T.AAAA ? T.AAAA : T.A, ctx)
+      const tpl = svc.template(t, q.qtype, decision)
+      if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
+      ecsScope = ctx.ecsScope
+      t = tpl
+    }
 
     const r = this.#render
     r.packet = packet
@@ -102,7 +133,7 @@ export class Answerer {
     r.optLen = optLength(q, edns)
     r.limit = transport === 'tcp' ? 65535 : q.hasEdns ? Math.min(q.udpSize, this.#maxUdp) : 512
     const out = render(t, r)
-    if (r.optLen > 0) writeOpt(out, out.length - r.optLen, q, edns)
+    if (r.optLen > 0) writeOpt(out, out.length - r.optLen, q, edns, 0, ecsScope)
     return out
   }
 }

@@ -110,7 +110,7 @@ function serveConnection(
       answered = true
       let out: Buffer | null
       try {
-        out = answerer.answer(msg, 'tcp')
+        out = answerer.answer(msg, 'tcp', client)
       } catch (err) {
         log.error({ err, client }, 'query failed; answered SERVFAIL')
         out = servfail(msg)

@@ -28,7 +28,7 @@ export function listenUdp(
   socket.on('message', (msg, rinfo) => {
     let out: Buffer | null
     try {
-      out = answerer.answer(msg, 'udp')
+      out = answerer.answer(msg, 'udp', rinfo.address)
     } catch (err) {
       log.error({ err, client: rinfo.address }, 'query failed; answered SERVFAIL')
       out = servfail(msg)

@@ -6,6 +6,7 @@
  * processing, negative answers per RFC 2308) runs here, once per zone load.
  */
 
+import type { ServiceConfig } from '../config/gslb-file.ts'
 import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion } from '../dns/builder.ts'
 import { childName, isSubdomain, type Name, parentName } from '../dns/name.ts'
 import {
@@ -17,6 +18,7 @@ import {
   type Template,
 } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
+import { CompiledService, type ServiceNode } from '../policy/service.ts'
 import { type RRset, readName, type ZoneData } from './validate.ts'
 
 /** Answers for query names that end at a node which exists in the zone (or is an empty non-terminal). */
@@ -26,6 +28,8 @@ export interface AnswerNode {
   readonly exact: ReadonlyMap<number, Template>
   /** Response for any other QTYPE at this exact name. */
   readonly exactOther: Template
+  /** The load-balanced service at this name: answers A, AAAA and ANY. */
+  readonly service: ServiceNode | undefined
   /**
    * Response for a name below this node that does not exist, when this node decides it: a
    * referral (this node is or lies below a zone cut) or a wildcard `*.<this node>`.
@@ -37,6 +41,8 @@ export interface AnswerNode {
 export interface BelowAnswers {
   readonly byType: ReadonlyMap<number, Template>
   readonly other: Template
+  /** A wildcard service (`*.<this node>`) answering A, AAAA and ANY below this node. */
+  readonly service: ServiceNode | undefined
 }
 
 export interface CompiledZone {
@@ -46,6 +52,7 @@ export interface CompiledZone {
   readonly nodes: ReadonlyMap<string, AnswerNode>
   readonly nxdomain: Template
   readonly nodata: Template
+  readonly services: readonly CompiledService[]
 }
 
 const MAX_CHAIN = 12
@@ -58,9 +65,11 @@ interface Ctx {
   readonly soaNeg: RRset
   /** Every name that exists, empty non-terminals included. */
   readonly exists: ReadonlySet<string>
+  /** Names whose A/AAAA answers come from a service: CNAME chasing stops there. */
+  readonly dynamic: ReadonlySet<string>
 }
 
-export function compileZone(data: ZoneData): CompiledZone {
+export function compileZone(data: ZoneData, serviceConfigs: readonly ServiceConfig[] = []): CompiledZone {
   const soa = data.soa
   const minimum = soa.rdatas[0]!.readUInt32BE(soa.rdatas[0]!.length - 4)
   const soaNeg: RRset = { ...soa, ttl: Math.min(soa.ttl, minimum) }
@@ -68,7 +77,8 @@ export function compileZone(data: ZoneData): CompiledZone {
   for (const [key, node] of data.nodes) if (key !== data.apex.key && node.has(T.NS)) cuts.set(key, data.names.get(key)!)
   // Empty non-terminals exist (RFC 4592 2.2.2): a name with nothing but descendants answers NODATA.
   const allNames = new Map<string, Name>(data.names)
-  for (const name of data.names.values()) {
+  for (const svc of serviceConfigs) allNames.set(svc.owner.key, svc.owner)
+  for (const name of [...allNames.values()]) {
     let n = name
     while (n.labels > data.apex.labels) {
       n = parentName(n)
@@ -76,7 +86,8 @@ export function compileZone(data: ZoneData): CompiledZone {
       allNames.set(n.key, n)
     }
   }
-  const ctx: Ctx = { data, cuts, soaNeg, exists: new Set(allNames.keys()) }
+  const dynamic = new Set(serviceConfigs.map((svc) => svc.owner.key))
+  const ctx: Ctx = { data, cuts, soaNeg, exists: new Set(allNames.keys()), dynamic }
 
   const standIn = childName('*', data.apex)
   const nxdomain = negative(ctx, { name: standIn, qtype: T.A, standIn: true }, RCODE.NXDOMAIN)
@@ -88,13 +99,21 @@ export function compileZone(data: ZoneData): CompiledZone {
     nodes: new Map(),
     nxdomain,
     nodata,
+    services: [],
   }
+  const services = new Map<string, CompiledService>()
+  for (const cfg of serviceConfigs) services.set(cfg.owner.key, new CompiledService(cfg, data.apex.key, nodata))
+  zone.services = [...services.values()]
   const nodes = new Map<string, AnswerNode>()
   const referralBelow = new Map<string, BelowAnswers>()
   const belowCut = (cut: Name): BelowAnswers => {
     let r = referralBelow.get(cut.key)
     if (!r) {
-      r = { byType: new Map(), other: referral(ctx, { name: childName('*', cut), qtype: T.A, standIn: true }, cut) }
+      r = {
+        byType: new Map(),
+        other: referral(ctx, { name: childName('*', cut), qtype: T.A, standIn: true }, cut),
+        service: undefined,
+      }
       referralBelow.set(cut.key, r)
     }
     return r
@@ -122,10 +141,15 @@ export function compileZone(data: ZoneData): CompiledZone {
       }
       exact.set(T.ANY, positive(ctx, { name, qtype: T.ANY, standIn: false }, T.ANY, name))
       exactOther = rrsets?.has(T.CNAME) ? positive(ctx, { name, qtype: 0, standIn: false }, 0, name) : nodata
-      const wild = data.nodes.get(childName('*', name).key)
-      if (wild) below = wildcardAnswers(ctx, childName('*', name), wild)
+      const wildName = childName('*', name)
+      const wild = data.nodes.get(wildName.key)
+      const wildService = services.get(wildName.key)
+      if (wild || wildService) {
+        below = { ...wildcardAnswers(ctx, wildName, wild ?? new Map()), service: wildService?.node(wildName, true) }
+      }
     }
-    nodes.set(key, { zone, exact, exactOther, below })
+    const service = cut ? undefined : services.get(key)?.node(name, false)
+    nodes.set(key, { zone, exact, exactOther, below, service })
   }
   zone.nodes = nodes
   return zone
@@ -148,7 +172,7 @@ function chaseTypes(ctx: Ctx, rrsets: ReadonlyMap<number, RRset> | undefined): n
   return out
 }
 
-function wildcardAnswers(ctx: Ctx, wildName: Name, rrsets: ReadonlyMap<number, RRset>): BelowAnswers {
+function wildcardAnswers(ctx: Ctx, wildName: Name, rrsets: ReadonlyMap<number, RRset>): Omit<BelowAnswers, 'service'> {
   const q = (qtype: number): TemplateQuestion => ({ name: wildName, qtype, standIn: true })
   const byType = new Map<number, Template>()
   for (const type of [...rrsets.keys(), ...chaseTypes(ctx, rrsets), T.ANY]) {
@@ -214,6 +238,8 @@ function positive(ctx: Ctx, q: TemplateQuestion, qtype: number, start: Name): Te
       const target = readName(cname.rdatas[0]!, 0)
       if (!target || seen.has(target.key) || i >= MAX_CHAIN) break
       seen.add(target.key)
+      // A service's answers are made per query; the client asks for the target itself.
+      if (ctx.dynamic.has(target.key)) break
       const r = resolve(ctx, target)
       if (r.kind === 'outside') break
       if (r.kind === 'nxdomain') {

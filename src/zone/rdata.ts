@@ -8,8 +8,8 @@
  */
 
 import { isIPv4, isIPv6 } from 'node:net'
-import { ipv4Bytes, ipv6Bytes } from '../dns/address.ts'
 import dnsPacket from 'dns-packet'
+import { ipv4Bytes, ipv6Bytes } from '../dns/address.ts'
 import type { Name } from '../dns/name.ts'
 import { nameToString, parseName } from '../dns/name.ts'
 import { T, typeName } from '../dns/types.ts'

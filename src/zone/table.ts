@@ -7,6 +7,8 @@
 
 import type { Query } from '../dns/query.ts'
 import type { Template } from '../dns/template.ts'
+import { T } from '../dns/types.ts'
+import type { ServiceNode } from '../policy/service.ts'
 import type { AnswerNode, CompiledZone } from './compile.ts'
 
 export interface ZoneTable {
@@ -37,24 +39,43 @@ export function buildTable(zones: readonly CompiledZone[]): ZoneTable {
       nodes.set(key, node)
     }
   }
+  // DS belongs to the parent side of a cut (RFC 4035 3.1.4.1): when we serve both sides, the
+  // child's apex node answers DS with the parent's template.
+  for (const child of zones) {
+    const parent = zones
+      .filter((z) => z !== child && z.apex.labels < child.apex.labels && keyIsSubdomain(child.apex.key, z.apex.key))
+      .sort((a, b) => b.apex.labels - a.apex.labels)[0]
+    const ds = parent?.nodes.get(child.apex.key)?.exact.get(T.DS)
+    const apex = nodes.get(child.apex.key)
+    if (ds && apex && apex.zone === child) {
+      nodes.set(child.apex.key, { ...apex, exact: new Map(apex.exact).set(T.DS, ds) })
+    }
+  }
   return Object.freeze({ nodes, zones: Object.freeze([...zones]) })
 }
 
 /**
- * The response template for a parsed query, or undefined when no served zone contains the name
- * (the caller answers REFUSED: we are not a resolver).
+ * The response template for a parsed query, the service that decides it (A/AAAA/ANY at a
+ * load-balanced name), or undefined when no served zone contains the name (the caller answers
+ * REFUSED: we are not a resolver).
  */
-export function lookup(table: ZoneTable, q: Query): Template | undefined {
+export function lookup(table: ZoneTable, q: Query): Template | ServiceNode | undefined {
   const nodes = table.nodes
+  const qt = q.qtype
+  const addressQuery = qt === T.A || qt === T.AAAA || qt === T.ANY
   const node = nodes.get(q.key)
-  if (node !== undefined) return node.exact.get(q.qtype) ?? node.exactOther
+  if (node !== undefined) {
+    if (addressQuery && node.service !== undefined) return node.service
+    return node.exact.get(qt) ?? node.exactOther
+  }
   // Walk up to the closest encloser; it decides between referral, wildcard and NXDOMAIN.
   for (let skip = 1; skip <= q.labelCount; skip++) {
     const ce = nodes.get(q.suffixKey(skip))
     if (ce === undefined) continue
     const below = ce.below
     if (below === undefined) return ce.zone.nxdomain
-    return below.byType.get(q.qtype) ?? below.other
+    if (addressQuery && below.service !== undefined) return below.service
+    return below.byType.get(qt) ?? below.other
   }
   return undefined
 }

@@ -4,6 +4,7 @@
  * wrong with them. Runs once per load; the compiler after it may assume every rule here holds.
  */
 
+import type { ServiceConfig } from '../config/gslb-file.ts'
 import { isSubdomain, type Name, nameFromWire, nameToString } from '../dns/name.ts'
 import { T, typeName } from '../dns/types.ts'
 import { type SourcePos, ZoneError } from '../errors.ts'
@@ -194,4 +195,35 @@ export function readName(buf: Buffer, offset: number): Name | undefined {
   while (o < buf.length && buf[o] !== 0) o += buf[o]! + 1
   if (o >= buf.length) return undefined
   return nameFromWire(Buffer.from(buf.subarray(offset, o + 1)))
+}
+
+/** Where a load-balanced name collides with the zone's static data. */
+export function validateServices(zone: ZoneData, services: readonly ServiceConfig[]): ZoneError[] {
+  const errors: ZoneError[] = []
+  const cuts = [...zone.nodes]
+    .filter(([key, node]) => key !== zone.apex.key && node.has(T.NS))
+    .map(([key]) => zone.names.get(key)!)
+  for (const s of services) {
+    const pos = { file: zone.file, line: s.line }
+    const field = `services.${nameToString(s.owner)}`
+    const node = zone.nodes.get(s.owner.key)
+    for (const type of [T.CNAME, T.A, T.AAAA]) {
+      const set = node?.get(type)
+      if (set) {
+        errors.push(
+          new ZoneError(
+            pos,
+            field,
+            `${nameToString(s.owner)} also has a static ${typeName(type)} record (line ${set.pos.line}); a service answers A and AAAA itself`,
+          ),
+        )
+      }
+    }
+    const cut = cuts.find((c) => isSubdomain(s.owner, c))
+    if (cut)
+      errors.push(
+        new ZoneError(pos, field, `${nameToString(s.owner)} is at or below the delegation ${nameToString(cut)}`),
+      )
+  }
+  return errors
 }

@@ -1,0 +1,243 @@
+/**
+ * @module policy/geo
+ * Answers from the pools a geo rule assigns to the client (gdnsd geoip maps, NS1 geotarget
+ * filters, Route 53 geolocation records).
+ *
+ * Matching, most specific first: CIDR (longest prefix, against the client address bytes) > ASN >
+ * subdivision > country > continent > the fallback pools. CIDR rules are checked first and
+ * `ctx.geo()` is only called when a non-CIDR rule could still decide, so a CIDR hit costs no geo
+ * lookup. Codes are compared upper-case (ISO 3166 style, as the geo layer reports them).
+ *
+ * The matched rule's pools are tried in order; the first up pool (at least `upThreshold` members
+ * up) answers with its up endpoints. Pools absent from the candidates are skipped. When none is up:
+ * - `spread: true`: a capacity-weighted pick among the up candidate pools by rendezvous hashing of
+ *   the client's /24 (IPv4) or /56 (IPv6), so clients of a failed region spread over the others by
+ *   capacity and each keeps its pool while that pool stays up;
+ * - `spread: false`: the fallback pools in order, then any up pool in candidate order.
+ * When no pool reaches its threshold, the same choice is made again counting a pool with any up
+ * member as up (degraded beats down). When no candidate is up at all, the step returns every
+ * candidate of the pool it would have chosen (the first present pool of the matched rule, then of
+ * the fallback), or all candidates, so the chain's all-down handling decides.
+ *
+ * ECS scope: the matched CIDR's prefix for a CIDR hit; the geo database network's prefix length
+ * when geo data decided (approximation: the client also failed the CIDR rules, which may be
+ * longer than that network; we do not narrow the scope for them, trading a rare wrong cached
+ * answer inside a CIDR-ruled block for cache efficiency everywhere else); the longest CIDR rule
+ * prefix of the client's family when only CIDR rules exist and none matched; the full source prefix
+ * when the geo database knows nothing of the client (the answer is then specific to it); plus the
+ * /24 or /56 used when spreading.
+ */
+
+import { allOfPool, hashSubnet, PoolTally, spreadPick, subnetBits, upOfPool } from './common.ts'
+import type { Endpoint, GeoRule, NamedStep, PolicyContext, Pool, StepConfig } from './types.ts'
+
+export type GeoConfig = Extract<StepConfig, { kind: 'geo' }>
+
+export function geoStep(config: GeoConfig): NamedStep {
+  const geo = new Geo(config)
+  return { name: 'geo', run: (candidates, ctx) => geo.run(candidates, ctx) }
+}
+
+/** A rule as matched at query time: its pools and a label for trace lines, built at load. */
+interface Target {
+  readonly pools: readonly Pool[]
+  readonly label: string
+}
+
+interface CidrTarget extends Target {
+  readonly network: Uint8Array
+  readonly prefix: number
+}
+
+const SPREAD_PREFIX4 = 24
+const SPREAD_PREFIX6 = 56
+
+class Geo {
+  /** CIDR rules per family, longest prefix first (config order among equal prefixes). */
+  readonly #cidr4: readonly CidrTarget[]
+  readonly #cidr6: readonly CidrTarget[]
+  readonly #asn = new Map<number, Target>()
+  readonly #subdivision = new Map<string, Target>()
+  readonly #country = new Map<string, Target>()
+  readonly #continent = new Map<string, Target>()
+  readonly #needsGeo: boolean
+  readonly #fallback: Target
+  readonly #spread: boolean
+  readonly #tally = new PoolTally()
+
+  constructor(config: GeoConfig) {
+    const cidr4: CidrTarget[] = []
+    const cidr6: CidrTarget[] = []
+    let needsGeo = false
+    for (const rule of config.rules) {
+      const m = rule.match
+      const label = `${describe(rule)} -> ${rule.pools.map((p) => p.name).join(',')}`
+      const target: Target = { pools: rule.pools, label }
+      switch (m.kind) {
+        case 'cidr':
+          ;(m.family === 4 ? cidr4 : cidr6).push({ ...target, network: m.network, prefix: m.prefix })
+          break
+        case 'asn':
+          if (!this.#asn.has(m.asn)) this.#asn.set(m.asn, target)
+          needsGeo = true
+          break
+        case 'subdivision':
+          setOnce(this.#subdivision, m.code.toUpperCase(), target)
+          needsGeo = true
+          break
+        case 'country':
+          setOnce(this.#country, m.code.toUpperCase(), target)
+          needsGeo = true
+          break
+        case 'continent':
+          setOnce(this.#continent, m.code.toUpperCase(), target)
+          needsGeo = true
+          break
+        default: {
+          const never: never = m
+          throw new Error(`unknown geo match ${JSON.stringify(never)}`)
+        }
+      }
+    }
+    // Array.prototype.sort is stable: equal prefixes keep config order.
+    this.#cidr4 = cidr4.sort((a, b) => b.prefix - a.prefix)
+    this.#cidr6 = cidr6.sort((a, b) => b.prefix - a.prefix)
+    this.#needsGeo = needsGeo
+    this.#fallback = { pools: config.fallback, label: `fallback -> ${config.fallback.map((p) => p.name).join(',')}` }
+    this.#spread = config.spread
+  }
+
+  run(candidates: readonly Endpoint[], ctx: PolicyContext): readonly Endpoint[] {
+    if (candidates.length === 0) return candidates
+    const tally = this.#tally
+    tally.load(candidates, ctx.health)
+    const target = this.#match(ctx)
+    ctx.trace?.note(`geo: ${target.label}`)
+
+    if (tally.upTotal === 0) {
+      const natural = firstPresent(tally, target.pools) ?? firstPresent(tally, this.#fallback.pools)
+      if (natural === undefined) {
+        ctx.trace?.note(`geo: no candidate up; passing ${candidates.length} on`)
+        return candidates
+      }
+      const all = allOfPool(natural, candidates)
+      ctx.trace?.note(`geo: no candidate up; passing pool ${natural.name}'s ${all.length} on`)
+      return all
+    }
+
+    const pool = this.#choose(target, ctx, false) ?? this.#choose(target, ctx, true)!
+    const out = upOfPool(pool, candidates, ctx.health)
+    ctx.trace?.note(`geo: answering from pool ${pool.name} with ${out.length} up`)
+    return out
+  }
+
+  /** The most specific rule for the client (or the fallback), recording the ECS scope it implies. */
+  #match(ctx: PolicyContext): Target {
+    const client = ctx.client
+    const cidrs = client.family === 4 ? this.#cidr4 : this.#cidr6
+    for (let i = 0; i < cidrs.length; i++) {
+      const rule = cidrs[i]!
+      if (prefixMatches(client.bytes, rule.network, rule.prefix)) {
+        ctx.scope(rule.prefix)
+        return rule
+      }
+    }
+    if (!this.#needsGeo) {
+      if (cidrs.length > 0) ctx.scope(cidrs[0]!.prefix)
+      return this.#fallback
+    }
+    const geo = ctx.geo()
+    if (geo === undefined) {
+      ctx.scope(client.sourcePrefix)
+      return this.#fallback
+    }
+    ctx.scope(geo.prefixLength)
+    let target: Target | undefined
+    if (geo.asn !== undefined) target = this.#asn.get(geo.asn)
+    if (target === undefined && geo.subdivision !== undefined) target = this.#subdivision.get(geo.subdivision)
+    if (target === undefined && geo.country !== undefined) target = this.#country.get(geo.country)
+    if (target === undefined && geo.continent !== undefined) target = this.#continent.get(geo.continent)
+    return target ?? this.#fallback
+  }
+
+  /** The answering pool under one reading of "up" (threshold, or any member when `relaxed`). */
+  #choose(target: Target, ctx: PolicyContext, relaxed: boolean): Pool | undefined {
+    const tally = this.#tally
+    const rulePool = firstUp(tally, target.pools, relaxed)
+    if (rulePool !== undefined) return rulePool
+    if (this.#spread) {
+      const bits = subnetBits(ctx.client, SPREAD_PREFIX4, SPREAD_PREFIX6)
+      const picked = spreadPick(tally, relaxed, hashSubnet(ctx.client, bits))
+      if (picked !== undefined) {
+        ctx.scope(bits)
+        ctx.trace?.note(`geo: rule pools down${relaxed ? ' (degraded pass)' : ''}; spread /${bits} by capacity`)
+      }
+      return picked
+    }
+    const fallback = firstUp(tally, this.#fallback.pools, relaxed) ?? firstUp(tally, tally.pools, relaxed)
+    if (fallback !== undefined) {
+      ctx.trace?.note(`geo: rule pools down${relaxed ? ' (degraded pass)' : ''}; falling through to ${fallback.name}`)
+    }
+    return fallback
+  }
+}
+
+function firstUp(tally: PoolTally, pools: readonly Pool[], relaxed: boolean): Pool | undefined {
+  for (let i = 0; i < pools.length; i++) {
+    const pool = pools[i]!
+    if (tally.isUp(pool, relaxed)) return pool
+  }
+  return undefined
+}
+
+function firstPresent(tally: PoolTally, pools: readonly Pool[]): Pool | undefined {
+  for (let i = 0; i < pools.length; i++) {
+    const pool = pools[i]!
+    if (tally.present(pool)) return pool
+  }
+  return undefined
+}
+
+function setOnce(map: Map<string, Target>, key: string, target: Target): void {
+  if (!map.has(key)) map.set(key, target)
+}
+
+/** True when the first `prefix` bits of `bytes` equal those of `network`. */
+export function prefixMatches(bytes: Uint8Array, network: Uint8Array, prefix: number): boolean {
+  const whole = prefix >>> 3
+  if (bytes.length < whole || network.length < whole) return false
+  for (let i = 0; i < whole; i++) {
+    if (bytes[i] !== network[i]) return false
+  }
+  const rest = prefix & 7
+  if (rest === 0) return true
+  const mask = (0xff << (8 - rest)) & 0xff
+  return ((bytes[whole] ?? 0) & mask) === ((network[whole] ?? 0) & mask)
+}
+
+function describe(rule: GeoRule): string {
+  const m = rule.match
+  switch (m.kind) {
+    case 'cidr':
+      return `cidr ${formatNetwork(m.family, m.network)}/${m.prefix}`
+    case 'asn':
+      return `asn ${m.asn}`
+    case 'subdivision':
+      return `subdivision ${m.code}`
+    case 'country':
+      return `country ${m.code}`
+    case 'continent':
+      return `continent ${m.code}`
+    default: {
+      const never: never = m
+      return String(never)
+    }
+  }
+}
+
+function formatNetwork(family: 4 | 6, network: Uint8Array): string {
+  if (family === 4) return Array.from(network.subarray(0, 4)).join('.')
+  const groups: string[] = []
+  for (let i = 0; i + 1 < 16; i += 2) groups.push((((network[i] ?? 0) << 8) | (network[i + 1] ?? 0)).toString(16))
+  return groups.join(':')
+}
