@@ -249,7 +249,13 @@ export function parseServices(
       if (step) steps.push(step)
     }
 
-    const allDown = parseAllDown(y, get('allDown'), `${f}.allDown`, resolvePool)
+    // The fallback pool may be any pool of the zone: it is by nature not among the usual answers.
+    const anyPool: ResolvePool = (n, at, field) => {
+      const p = poolByName.get(n)
+      if (!p) y.error(at, field, `unknown pool "${n}"`)
+      return p
+    }
+    const allDown = parseAllDown(y, get('allDown'), `${f}.allDown`, anyPool)
     const failoverTarget =
       get('failoverTarget') === undefined ? undefined : y.number(get('failoverTarget'), `${f}.failoverTarget`, 1, 86400)
     const tests = get('tests') === undefined ? [] : parseTests(y, get('tests'), `${f}.tests`, endpoints, poolByName)

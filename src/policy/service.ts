@@ -65,7 +65,8 @@ export class CompiledService {
     this.#forAAAA = config.endpoints.filter((e) => e.address6 !== undefined || e.cname !== undefined)
     const r4 = new Map<Endpoint, Buffer>()
     const r6 = new Map<Endpoint, Buffer>()
-    for (const e of config.endpoints) {
+    const fallback = config.allDown.kind === 'pool' ? config.allDown.pool.endpoints : []
+    for (const e of [...config.endpoints, ...fallback]) {
       if (e.address4) r4.set(e, parseAddress(e.address4)!.bytes)
       if (e.address6) r6.set(e, parseAddress(e.address6)!.bytes)
     }
