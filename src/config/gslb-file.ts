@@ -417,13 +417,22 @@ function parseStep(
     }
     case 'latency': {
       const e = optEntries(['vantages', 'default', 'table', 'hysteresis'])
-      const vantages = new Map<string, string>()
+      // Continent codes name continents; `country:XX` forces a country (AF, AS, NA, SA are both).
+      const countryVantages = new Map<string, string>()
+      const continentVantages = new Map<string, string>()
       const vNode = opt(e, 'vantages')
       for (const [region, , codes] of vNode === undefined ? [] : y.entries(vNode, `${sf}.vantages`)) {
         for (const code of y.strings(codes, `${sf}.vantages.${region}`)) {
-          if (!/^[A-Z]{2}$/.test(code))
-            y.error(codes, `${sf}.vantages.${region}`, `expected continent or country codes, got "${code}"`)
-          else vantages.set(code, region)
+          const forced = /^country:([A-Z]{2})$/.exec(code)?.[1]
+          if (forced) countryVantages.set(forced, region)
+          else if (CONTINENTS.has(code)) continentVantages.set(code, region)
+          else if (/^[A-Z]{2}$/.test(code)) countryVantages.set(code, region)
+          else
+            y.error(
+              codes,
+              `${sf}.vantages.${region}`,
+              `expected continent or country codes (EU, DE, country:NA), got "${code}"`,
+            )
         }
       }
       const defaultVantage = opt(e, 'default') === undefined ? undefined : y.string(opt(e, 'default'), `${sf}.default`)
@@ -439,11 +448,15 @@ function parseStep(
       }
       const hysteresis =
         opt(e, 'hysteresis') === undefined ? 0.2 : y.number(opt(e, 'hysteresis'), `${sf}.hysteresis`, 0, 0.9, false)
-      const dv = defaultVantage ?? vantages.values().next().value ?? table.keys().next().value
+      const dv =
+        defaultVantage ??
+        continentVantages.values().next().value ??
+        countryVantages.values().next().value ??
+        table.keys().next().value
       if (dv === undefined)
         return bad(y, item, sf, 'a latency step needs vantages (client region -> vantage) or a default vantage')
       if (hysteresis === undefined) return undefined
-      return { kind: 'latency', vantages, defaultVantage: dv, table, hysteresis }
+      return { kind: 'latency', countryVantages, continentVantages, defaultVantage: dv, table, hysteresis }
     }
     default:
       return bad(y, item, f, `unknown step "${name}"; steps: ${STEP_NAMES.join(', ')}`)

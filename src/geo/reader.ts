@@ -4,7 +4,8 @@
  * the record shapes we understand and refused, naming the file, when it has none (CoreDNS
  * plugin/geoip does the same). A lookup asks every file and merges: country, subdivision and
  * location from the most detailed record, continent from the record or the continents table,
- * location falling back to the country centroid, ASN from the first file that has one.
+ * location falling back to the country centroid, ASN from the first file that has one, and the
+ * prefix length (ECS scope) as the longest network any file placed the address in.
  *
  * Files can be watched: a changed file is re-opened and swapped in only when it passes the same
  * checks; otherwise the old reader keeps serving (gdnsd's publish-after-validate reload).
@@ -291,7 +292,7 @@ class Source {
     this.#extract = info.schema.startsWith('iplocation') ? extractIplocation : extractMaxmind
   }
 
-  /** `v4` is dotted text for IPv4 (and mapped) lookups; `v6` full text otherwise. */
+  /** `address` is dotted IPv4 when `v4` (plain, or taken from a mapped IPv6), IPv6 text otherwise. */
   lookup(address: string, v4: boolean): { readonly extract: Extract | undefined; readonly prefix: number } | undefined {
     // An IPv4-only tree would read the first 32 bits of an IPv6 address as if they were IPv4.
     if (!v4 && this.info.ipVersion === 4) return undefined
@@ -470,13 +471,14 @@ export class GeoDatabase {
 
   /**
    * Opens every file (an empty list opens the embedded default database) and checks each one;
-   * the first unusable file fails the whole open with a GeoDatabaseError naming it.
+   * the first unusable file fails the whole open with a GeoDatabaseError naming it. `log` gets
+   * the reload and watch events.
    */
   static async open(paths: readonly string[], log?: GeoLog): Promise<GeoDatabase> {
     const list = paths.length === 0 ? [defaultDatabasePath()] : paths
     const sources: Source[] = []
     for (const path of list) sources.push(await openSource(path))
-    for (const s of sources) log?.info(logFields(s.info), 'geoip database opened')
+    // Not logged here: the caller logs describe() once, with its own context.
     return new GeoDatabase(sources, log)
   }
 

@@ -52,6 +52,11 @@ interface CidrTarget extends Target {
 const SPREAD_PREFIX4 = 24
 const SPREAD_PREFIX6 = 56
 
+/** How `#choose` found its pool: from the rule, by spreading, or by falling through. */
+const HOW_RULE = 0
+const HOW_SPREAD = 1
+const HOW_FALLBACK = 2
+
 class Geo {
   /** CIDR rules per family, longest prefix first (config order among equal prefixes). */
   readonly #cidr4: readonly CidrTarget[]
@@ -64,6 +69,7 @@ class Geo {
   readonly #fallback: Target
   readonly #spread: boolean
   readonly #tally = new PoolTally()
+  #how = HOW_RULE
 
   constructor(config: GeoConfig) {
     const cidr4: CidrTarget[] = []
@@ -112,22 +118,30 @@ class Geo {
     const tally = this.#tally
     tally.load(candidates, ctx.health)
     const target = this.#match(ctx)
-    ctx.trace?.note(`geo: ${target.label}`)
 
     if (tally.upTotal === 0) {
       const natural = firstPresent(tally, target.pools) ?? firstPresent(tally, this.#fallback.pools)
-      if (natural === undefined) {
-        ctx.trace?.note(`geo: no candidate up; passing ${candidates.length} on`)
-        return candidates
-      }
-      const all = allOfPool(natural, candidates)
-      ctx.trace?.note(`geo: no candidate up; passing pool ${natural.name}'s ${all.length} on`)
+      const all = natural === undefined ? candidates : allOfPool(natural, candidates)
+      ctx.trace?.note(`geo: ${target.label}; no candidate up, passing ${natural?.name ?? 'all'} (${all.length}) on`)
       return all
     }
 
-    const pool = this.#choose(target, ctx, false) ?? this.#choose(target, ctx, true)!
+    let relaxed = false
+    let pool = this.#choose(target, ctx, false)
+    if (pool === undefined) {
+      relaxed = true
+      pool = this.#choose(target, ctx, true)!
+    }
     const out = upOfPool(pool, candidates, ctx.health)
-    ctx.trace?.note(`geo: answering from pool ${pool.name} with ${out.length} up`)
+    if (ctx.trace !== undefined) {
+      const how =
+        this.#how === HOW_RULE
+          ? 'answering '
+          : this.#how === HOW_SPREAD
+            ? 'rule pools down, spread by capacity to '
+            : 'rule pools down, falling through to '
+      ctx.trace.note(`geo: ${target.label}; ${how}${pool.name} (${out.length} up${relaxed ? ', degraded' : ''})`)
+    }
     return out
   }
 
@@ -160,25 +174,24 @@ class Geo {
     return target ?? this.#fallback
   }
 
-  /** The answering pool under one reading of "up" (threshold, or any member when `relaxed`). */
+  /**
+   * The answering pool under one reading of "up" (threshold, or any member when `relaxed`); sets
+   * `#how` to say which way it was found, for the trace.
+   */
   #choose(target: Target, ctx: PolicyContext, relaxed: boolean): Pool | undefined {
     const tally = this.#tally
+    this.#how = HOW_RULE
     const rulePool = firstUp(tally, target.pools, relaxed)
     if (rulePool !== undefined) return rulePool
     if (this.#spread) {
+      this.#how = HOW_SPREAD
       const bits = subnetBits(ctx.client, SPREAD_PREFIX4, SPREAD_PREFIX6)
       const picked = spreadPick(tally, relaxed, hashSubnet(ctx.client, bits))
-      if (picked !== undefined) {
-        ctx.scope(bits)
-        ctx.trace?.note(`geo: rule pools down${relaxed ? ' (degraded pass)' : ''}; spread /${bits} by capacity`)
-      }
+      if (picked !== undefined) ctx.scope(bits)
       return picked
     }
-    const fallback = firstUp(tally, this.#fallback.pools, relaxed) ?? firstUp(tally, tally.pools, relaxed)
-    if (fallback !== undefined) {
-      ctx.trace?.note(`geo: rule pools down${relaxed ? ' (degraded pass)' : ''}; falling through to ${fallback.name}`)
-    }
-    return fallback
+    this.#how = HOW_FALLBACK
+    return firstUp(tally, this.#fallback.pools, relaxed) ?? firstUp(tally, tally.pools, relaxed)
   }
 }
 

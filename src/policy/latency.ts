@@ -3,7 +3,7 @@
  * Answers from the up pool with the lowest round-trip time from the client's vantage region
  * (Route 53 latency records, NS1 "up" + latency-based filters), with hysteresis against flapping.
  *
- * Vantage: the client's country code if `vantages` maps it, else its continent code, else
+ * Vantage: the client's country code if `countryVantages` maps it, else its continent code, else
  * `defaultVantage` (one map holds both kinds of code, so a country code that equals a continent
  * code, such as AS or NA, is read as the country first). A pool's RTT is the measured
  * `ctx.health.rtt(pool, vantage)`, else the static `table` figure; pools without either rank last,
@@ -31,19 +31,32 @@ export function latencyStep(config: LatencyConfig): NamedStep {
   return { name: 'latency', run: (candidates, ctx) => latency.run(candidates, ctx) }
 }
 
+/** How a decision was reached, for the trace line. */
+const HOW_FASTEST = 0
+const HOW_KEEP = 1
+const HOW_SWITCH = 2
+const HOW_REPLACE = 3
+const HOW_ABSENT = 4
+const HOW_DEGRADED = 5
+
 const EMPTY_TABLE: ReadonlyMap<string, number> = new Map()
 
 class Latency {
-  readonly #vantages = new Map<string, string>()
+  readonly #countries = new Map<string, string>()
+  readonly #continents = new Map<string, string>()
   readonly #defaultVantage: string
   readonly #table: ReadonlyMap<string, ReadonlyMap<string, number>>
   readonly #keep: number
   /** Pool name last answered with, per vantage. */
   readonly #current = new Map<string, string>()
   readonly #tally = new PoolTally()
+  #how = HOW_FASTEST
+  #other: Pool | undefined
+  #otherName = ''
 
   constructor(config: LatencyConfig) {
-    for (const [code, vantage] of config.vantages) this.#vantages.set(code.toUpperCase(), vantage)
+    for (const [code, vantage] of config.countryVantages) this.#countries.set(code.toUpperCase(), vantage)
+    for (const [code, vantage] of config.continentVantages) this.#continents.set(code.toUpperCase(), vantage)
     this.#defaultVantage = config.defaultVantage
     this.#table = config.table
     const h = config.hysteresis
@@ -60,7 +73,9 @@ class Latency {
     if (tally.upTotal === 0) {
       const fastest = this.#fastest(ctx, vantage, table, false, true)!
       const all = allOfPool(fastest, candidates)
-      ctx.trace?.note(`latency: no candidate up; passing fastest pool ${fastest.name}'s ${all.length} on`)
+      ctx.trace?.note(
+        `latency: vantage ${vantage}; no candidate up, passing fastest ${fastest.name} (${all.length}) on`,
+      )
       return all
     }
 
@@ -69,29 +84,53 @@ class Latency {
       pool = this.#hold(ctx, vantage, table, pool)
     } else {
       pool = this.#fastest(ctx, vantage, table, true, false)!
-      ctx.trace?.note(`latency: no pool has enough members up; degraded ${pool.name}`)
+      this.#how = HOW_DEGRADED
     }
     const out = upOfPool(pool, candidates, ctx.health)
-    ctx.trace?.note(`latency: answering from pool ${pool.name} with ${out.length} up`)
+    if (ctx.trace !== undefined) {
+      const rtt = (p: Pool) => {
+        const ms = this.#rtt(ctx, vantage, table, p)
+        return ms === undefined ? 'no figure' : `${ms} ms`
+      }
+      const other = this.#other
+      let how: string
+      switch (this.#how) {
+        case HOW_KEEP:
+          how = `keeping ${pool.name} (${rtt(pool)}) over ${other!.name} (${rtt(other!)}) within hysteresis`
+          break
+        case HOW_SWITCH:
+          how = `switching from ${other!.name} (${rtt(other!)}) to ${pool.name} (${rtt(pool)})`
+          break
+        case HOW_REPLACE:
+          how = `${this.#otherName} is down or unmeasured; switching to ${pool.name} (${rtt(pool)})`
+          break
+        case HOW_ABSENT:
+          how = `remembered ${this.#otherName} is not a candidate; fastest ${pool.name} (${rtt(pool)})`
+          break
+        case HOW_DEGRADED:
+          how = `no pool has enough members up; fastest degraded ${pool.name} (${rtt(pool)})`
+          break
+        default:
+          how = `fastest ${pool.name} (${rtt(pool)})`
+      }
+      ctx.trace.note(`latency: vantage ${vantage}; ${how}, ${out.length} up`)
+    }
     return out
   }
 
   /** The client's vantage region; looks up geo data only when some code maps to a vantage. */
   #vantage(ctx: PolicyContext): string {
-    if (this.#vantages.size === 0) return this.#defaultVantage
+    if (this.#countries.size === 0 && this.#continents.size === 0) return this.#defaultVantage
     const geo = ctx.geo()
     if (geo === undefined) {
       ctx.scope(ctx.client.sourcePrefix)
-      ctx.trace?.note(`latency: no geo data; default vantage ${this.#defaultVantage}`)
       return this.#defaultVantage
     }
     ctx.scope(geo.prefixLength)
     let vantage: string | undefined
-    if (geo.country !== undefined) vantage = this.#vantages.get(geo.country)
-    if (vantage === undefined && geo.continent !== undefined) vantage = this.#vantages.get(geo.continent)
-    vantage ??= this.#defaultVantage
-    ctx.trace?.note(`latency: country ${geo.country ?? '?'} continent ${geo.continent ?? '?'}: vantage ${vantage}`)
-    return vantage
+    if (geo.country !== undefined) vantage = this.#countries.get(geo.country)
+    if (vantage === undefined && geo.continent !== undefined) vantage = this.#continents.get(geo.continent)
+    return vantage ?? this.#defaultVantage
   }
 
   #rtt(ctx: PolicyContext, vantage: string, table: ReadonlyMap<string, number>, pool: Pool): number | undefined {
@@ -124,16 +163,20 @@ class Latency {
     return best
   }
 
-  /** Applies hysteresis between the remembered pool and the fastest up one, updating the memory. */
+  /**
+   * Applies hysteresis between the remembered pool and the fastest up one, updating the memory;
+   * sets `#how` (and `#other` / `#otherName`, the pool it was compared with) for the trace.
+   */
   #hold(ctx: PolicyContext, vantage: string, table: ReadonlyMap<string, number>, fastest: Pool): Pool {
     const tally = this.#tally
     const currentName = this.#current.get(vantage)
+    this.#how = HOW_FASTEST
     if (currentName === fastest.name) return fastest
     if (currentName === undefined) {
       this.#current.set(vantage, fastest.name)
-      ctx.trace?.note(`latency: ${fastest.name} is fastest from ${vantage}`)
       return fastest
     }
+    this.#otherName = currentName
     let current: Pool | undefined
     for (let i = 0; i < tally.pools.length; i++) {
       if (tally.pools[i]!.name === currentName) {
@@ -142,27 +185,25 @@ class Latency {
       }
     }
     if (current === undefined) {
-      ctx.trace?.note(`latency: ${currentName} is not a candidate; ${fastest.name} is fastest (kept ${currentName})`)
+      this.#how = HOW_ABSENT
       return fastest
     }
     const currentRtt = this.#rtt(ctx, vantage, table, current)
-    const fastestRtt = this.#rtt(ctx, vantage, table, fastest)
     if (!tally.isUp(current, false) || currentRtt === undefined) {
       this.#current.set(vantage, fastest.name)
-      ctx.trace?.note(
-        `latency: ${currentName} is ${currentRtt === undefined ? 'unmeasured' : 'down'}; switching to ${fastest.name}`,
-      )
+      this.#how = HOW_REPLACE
       return fastest
     }
     // Here `current` is up with a figure, so the fastest up pool has a figure too.
+    const fastestRtt = this.#rtt(ctx, vantage, table, fastest)
     if (fastestRtt !== undefined && fastestRtt < currentRtt * this.#keep) {
       this.#current.set(vantage, fastest.name)
-      ctx.trace?.note(`latency: switching from ${currentName} (${currentRtt} ms) to ${fastest.name} (${fastestRtt} ms)`)
+      this.#how = HOW_SWITCH
+      this.#other = current
       return fastest
     }
-    ctx.trace?.note(
-      `latency: keeping ${currentName} (${currentRtt} ms) over ${fastest.name} (${fastestRtt} ms) within hysteresis`,
-    )
+    this.#how = HOW_KEEP
+    this.#other = fastest
     return current
   }
 }

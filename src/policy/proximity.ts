@@ -30,6 +30,11 @@ export function proximityStep(config: ProximityConfig): NamedStep {
   return { name: 'proximity', run: (candidates, ctx) => proximity.run(candidates, ctx) }
 }
 
+/** How `#choose` found its pool: the nearest, by spreading, or the next nearest. */
+const HOW_NEAREST = 0
+const HOW_SPREAD = 1
+const HOW_NEXT = 2
+
 const EARTH_RADIUS_KM = 6371.0088
 const RAD = Math.PI / 180
 
@@ -46,6 +51,8 @@ class Proximity {
   readonly #factor = new Map<string, number>()
   readonly #spread: boolean
   readonly #tally = new PoolTally()
+  #how = HOW_NEAREST
+  #down: Pool | undefined
 
   constructor(config: ProximityConfig) {
     for (const [pool, bias] of config.bias) {
@@ -68,25 +75,39 @@ class Proximity {
     const geo = ctx.geo()
     ctx.scope(geo === undefined ? ctx.client.sourcePrefix : geo.prefixLength)
     const from = geo?.location
-    if (ctx.trace !== undefined) {
-      ctx.trace.note(
-        from === undefined
-          ? 'proximity: client location unknown; pools in candidate order'
-          : `proximity: client at ${from.lat.toFixed(2)},${from.lon.toFixed(2)}`,
-      )
-    }
 
     if (tally.upTotal === 0) {
       const nearest = this.#nearest(from, false, true)!
       const all = allOfPool(nearest, candidates)
-      ctx.trace?.note(`proximity: no candidate up; passing nearest pool ${nearest.name}'s ${all.length} on`)
+      ctx.trace?.note(
+        `proximity: ${this.#where(from)}; no candidate up, passing nearest ${nearest.name} (${all.length}) on`,
+      )
       return all
     }
 
-    const pool = this.#choose(from, ctx, false) ?? this.#choose(from, ctx, true)!
+    let relaxed = false
+    let pool = this.#choose(from, ctx, false)
+    if (pool === undefined) {
+      relaxed = true
+      pool = this.#choose(from, ctx, true)!
+    }
     const out = upOfPool(pool, candidates, ctx.health)
-    ctx.trace?.note(`proximity: answering from pool ${pool.name} with ${out.length} up`)
+    if (ctx.trace !== undefined) {
+      let how: string
+      if (from === undefined) how = 'first up pool in candidate order: '
+      else if (this.#how === HOW_NEAREST) how = 'nearest '
+      else
+        how = `nearest ${this.#down!.name} down, ${this.#how === HOW_SPREAD ? 'spread by capacity to' : 'next nearest'} `
+      const km = from === undefined ? '' : ` at ${this.#km(pool, from)} km`
+      ctx.trace.note(
+        `proximity: ${this.#where(from)}; ${how}${pool.name}${km} (${out.length} up${relaxed ? ', degraded' : ''})`,
+      )
+    }
     return out
+  }
+
+  #where(from: GeoPoint | undefined): string {
+    return from === undefined ? 'client location unknown' : `client at ${from.lat.toFixed(2)},${from.lon.toFixed(2)}`
   }
 
   /** Nearest candidate pool (up ones only unless `anyHealth`); candidate order breaks ties. */
@@ -106,27 +127,27 @@ class Proximity {
     return best
   }
 
+  /**
+   * The answering pool under one reading of "up" (threshold, or any member when `relaxed`); sets
+   * `#how` (and `#down`, the nearest pool when it is down) for the trace.
+   */
   #choose(from: GeoPoint | undefined, ctx: PolicyContext, relaxed: boolean): Pool | undefined {
-    const tally = this.#tally
     const nearestUp = this.#nearest(from, relaxed, false)
     if (nearestUp === undefined) return undefined
     const nearest = this.#nearest(from, relaxed, true)!
-    if (nearest === nearestUp) {
-      ctx.trace?.note(`proximity: nearest pool ${nearestUp.name} at ${this.#km(nearestUp, from)} km effective`)
-      return nearestUp
-    }
+    this.#how = HOW_NEAREST
+    if (nearest === nearestUp) return nearestUp
+    this.#down = nearest
     if (this.#spread && from !== undefined) {
       const bits = subnetBits(ctx.client, 24, 56)
-      const picked = spreadPick(tally, relaxed, hashSubnet(ctx.client, bits))
+      const picked = spreadPick(this.#tally, relaxed, hashSubnet(ctx.client, bits))
       if (picked !== undefined) {
         ctx.scope(bits)
-        ctx.trace?.note(`proximity: nearest pool ${nearest.name} is down; spread /${bits} by capacity`)
+        this.#how = HOW_SPREAD
         return picked
       }
     }
-    ctx.trace?.note(
-      `proximity: nearest pool ${nearest.name} is down; next nearest ${nearestUp.name} at ${this.#km(nearestUp, from)} km effective`,
-    )
+    this.#how = HOW_NEXT
     return nearestUp
   }
 

@@ -130,8 +130,12 @@ export type StepConfig =
   | { readonly kind: 'proximity'; readonly bias: ReadonlyMap<string, number>; readonly spread: boolean }
   | {
       readonly kind: 'latency'
-      /** Vantage region per continent or country code ("EU", "DE"); the most specific wins. */
-      readonly vantages: ReadonlyMap<string, string>
+      /**
+       * Vantage region per country code ("DE") and per continent code ("EU"); a country entry
+       * wins. Two maps because AF, AS, NA and SA are both countries and continents.
+       */
+      readonly countryVantages: ReadonlyMap<string, string>
+      readonly continentVantages: ReadonlyMap<string, string>
       readonly defaultVantage: string
       /** Static RTT (ms) per vantage then pool name, used before any measurement exists. */
       readonly table: ReadonlyMap<string, ReadonlyMap<string, number>>
