@@ -43,3 +43,13 @@ export class ConfigError extends GslbError {
 export class NameError extends GslbError {
   override readonly code = 'GSLB_ERR_NAME'
 }
+
+/** A geo database file that cannot be opened or provides none of the known schemas. */
+export class GeoDatabaseError extends GslbError {
+  override readonly code = 'GSLB_ERR_GEOIP'
+  readonly file: string
+  constructor(file: string, detail: string, options?: ErrorOptions) {
+    super(`${file}: ${detail}`, options)
+    this.file = file
+  }
+}

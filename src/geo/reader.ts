@@ -17,21 +17,12 @@ import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
 import { basename, dirname } from 'node:path'
 import { Reader } from 'maxmind'
-import { GslbError } from '../errors.ts'
+import { GeoDatabaseError } from '../errors.ts'
 import type { GeoInfo, GeoPoint } from '../policy/types.ts'
 import { centroidOf } from './centroids.ts'
 import { continentOf, isContinentCode } from './continents.ts'
 
 /** A geo database that cannot be used: unreadable, not an MMDB, or no known schema. */
-export class GeoDatabaseError extends GslbError {
-  override readonly code = 'GSLB_ERR_GEOIP'
-  readonly file: string
-  constructor(file: string, detail: string, options?: ErrorOptions) {
-    super(`${file}: ${detail}`, options)
-    this.file = file
-  }
-}
-
 /**
  * Record shapes we read. `geoip2-*` also covers GeoLite2 and DB-IP's MMDB editions;
  * `geolite2-asn` also covers ip-location-db's ASN files and GeoIP2-ISP (same fields).

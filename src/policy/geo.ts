@@ -23,8 +23,9 @@
  * when geo data decided (approximation: the client also failed the CIDR rules, which may be
  * longer than that network; we do not narrow the scope for them, trading a rare wrong cached
  * answer inside a CIDR-ruled block for cache efficiency everywhere else); the longest CIDR rule
- * prefix of the client's family when only CIDR rules exist and none matched; the full source prefix
- * when the geo database knows nothing of the client (the answer is then specific to it); plus the
+ * prefix of the client's family when only CIDR rules exist and none matched; for an address the
+ * database has no record for, the prefix of the empty network around it (the database reports
+ * it), or the full source prefix when there is no database at all; plus the
  * /24 or /56 used when spreading.
  */
 
