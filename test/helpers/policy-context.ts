@@ -4,6 +4,7 @@
  * ECS scope and trace lines a step produced.
  */
 
+import { seededRandom } from '../../src/policy/random.ts'
 import type {
   ClientInfo,
   Endpoint,
@@ -93,17 +94,8 @@ export function makePools(spec: Readonly<Record<string, PoolSpec>>): TestPools {
   }
 }
 
-/** mulberry32: a tiny seedable PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** mulberry32, the same seedable PRNG golden tests and `gslb explain --seed` use. */
+export const mulberry32 = seededRandom
 
 /** Parses an IPv4 or IPv6 address into its bytes. Throws on anything else. */
 export function parseAddress(text: string): { family: 4 | 6; bytes: Uint8Array } {
