@@ -6,9 +6,10 @@
  *   gslb check DIR                                    validate zone files, exit non-zero on errors
  */
 
-import { readFileSync } from 'node:fs'
+import { readFileSync, watch } from 'node:fs'
+import { hostname, userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
-import { resolveServeConfig, type ServeFlags } from './config/server-config.ts'
+import { DEFAULT_ADMIN, parseQuorum, resolveServeConfig, type ServeFlags } from './config/server-config.ts'
 import { ZoneSet } from './config/zone-set.ts'
 import { nameFromKey, nameFromWire, nameToString } from './dns/name.ts'
 import { typeName } from './dns/types.ts'
@@ -17,9 +18,15 @@ import { explain } from './explain.ts'
 import { GeoDatabase } from './geo/reader.ts'
 import { ALL_UP } from './health/state.ts'
 import { createLogger } from './log.ts'
+import { type Action, applyAction, isAction, parseDuration, parseTime } from './ops/actions.ts'
+import { formatStatus, type StatusReport, statusReport } from './ops/status.ts'
+import { failoverBudget } from './policy/budget.ts'
 import { runGoldenTests } from './policy/golden.ts'
-import { startServer } from './server/index.ts'
+import { startProber } from './probe/worker.ts'
+import { instanceName, serve as runServe } from './serve.ts'
 import type { QueryObserver } from './server/observer.ts'
+import { RedisStore } from './state/redis.ts'
+import type { AuditEntry, StateStore } from './state/types.ts'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version
@@ -45,6 +52,18 @@ serve options:
   --no-watch                reload zones only on SIGHUP, not on file changes
   --geoip PATH              MaxMind DB for geo policies (City, Country, ASN, ip-location-db),
                             repeatable; default: the bundled CC0 country database
+  --redis URL               shared state (redis://, rediss://); default: in-memory, probes in-process
+  --redis-prefix P          key prefix, so several deployments share one Redis (default gslb:)
+  --region NAME             vantage region of the in-process prober (default local)
+  --quorum Q                vantages that must say up: majority (default), any, all or a number
+  --slow-start DUR          ramp a recovered endpoint's weight over this long (default 30s, 0 = off)
+  --stale-after DUR         how long the view may go without a store read (default 5m) before
+  --stale-mode MODE         keep (default) the last view, or fail-open (treat all as up)
+  --admin ADDR:PORT|off     admin HTTP endpoint (default 127.0.0.1:5380)
+  --admin-token TOKEN       require Authorization: Bearer TOKEN on the admin endpoint
+
+TARGET is an endpoint name, zone/endpoint, or pool:NAME (all its endpoints). Operator commands
+write to Redis with --redis, else to the admin endpoint of a running server (--admin).
 
 check runs every zone's golden tests (services.*.tests) after validating it.
 explain prints the decision trace for one query: geo data, each policy step, answer, TTL, scope.
@@ -64,42 +83,38 @@ async function serve(args: string[]): Promise<number> {
       'chaos-version': { type: 'string' },
       'no-watch': { type: 'boolean' },
       geoip: { type: 'string', multiple: true },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      region: { type: 'string' },
+      quorum: { type: 'string' },
+      'slow-start': { type: 'string' },
+      'stale-after': { type: 'string' },
+      'stale-mode': { type: 'string' },
+      admin: { type: 'string' },
+      'admin-token': { type: 'string' },
     },
     strict: true,
   })
   const cfg = resolveServeConfig(values as ServeFlags)
   const log = createLogger(cfg.logLevel)
-  const geo = await GeoDatabase.open(cfg.geoip, log)
-  for (const d of geo.describe())
-    log.info({ path: d.path, schema: d.schema, built: d.buildDate }, 'geo database loaded')
-  geo.watch()
   const observe = cfg.queryLogSample > 0 ? queryLogger(log, cfg.queryLogSample) : undefined
-  const server = await startServer({
-    zonesDir: cfg.zones,
-    listen: cfg.listen,
-    log,
-    watch: cfg.watch,
-    tcp: cfg.tcp,
-    ...(observe ? { observe } : {}),
-    answer: {
-      nsid: cfg.nsid,
-      chaos: { id: cfg.chaosId, version: cfg.chaosVersion },
-      maxUdpSize: cfg.maxUdpSize,
-      geo,
-    },
-  })
-  process.on('SIGHUP', () => server.reload('SIGHUP'))
+  const running = await runServe(cfg, log, VERSION, observe)
+  process.on('SIGHUP', () => running.server.reload('SIGHUP'))
+  return untilSignal(log, () => running.close())
+}
+
+/** Waits for SIGTERM/SIGINT, runs `close`, resolves with exit code 0; a second signal exits at once. */
+function untilSignal(log: ReturnType<typeof createLogger>, close: () => Promise<void>): Promise<number> {
   return new Promise<number>((resolveExit) => {
     let stopping = false
     const stop = (signal: string): void => {
-      geo.close()
       if (stopping) {
         log.warn({ signal }, 'second signal; exiting now')
         process.exit(1)
       }
       stopping = true
       log.info({ signal }, 'shutting down: no new connections, finishing open TCP answers')
-      void server.close().then(() => {
+      void close().then(() => {
         log.info('stopped')
         resolveExit(0)
       })
@@ -107,6 +122,189 @@ async function serve(args: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
   })
+}
+
+/** `gslb probe`: a probing worker for one vantage region, writing to Redis. */
+async function probe(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      zones: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      region: { type: 'string' },
+      'log-level': { type: 'string' },
+      id: { type: 'string' },
+    },
+  })
+  if (!values.redis) throw new ConfigError('gslb probe needs --redis URL (without Redis, gslb serve probes in-process)')
+  const log = createLogger((values['log-level'] as 'info' | undefined) ?? 'info')
+  const set = new ZoneSet(values.zones ?? 'zones')
+  const first = set.reload()
+  for (const f of first.files)
+    for (const e of f.errors) log.error({ file: e.file, line: e.line, field: e.field }, e.message)
+  const store = new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:', log })
+  const region = values.region ?? 'local'
+  const proberId = values.id ?? instanceName()
+  const worker = startProber({
+    targets: () => set.table.zones.flatMap((z) => z.probes),
+    store,
+    vantage: region,
+    prober: proberId,
+    log,
+  })
+  log.info({ region, prober: proberId, targets: set.table.zones.flatMap((z) => z.probes).length }, 'prober started')
+  const watcher = watch(set.dir, { recursive: true, persistent: false }, () => {
+    const r = set.reload()
+    if (r.changed) worker.reload()
+  })
+  process.on('SIGHUP', () => {
+    if (set.reload().changed) worker.reload()
+  })
+  return untilSignal(log, async () => {
+    watcher.close()
+    await worker.stop()
+    await store.close()
+  })
+}
+
+interface OpsTarget {
+  readonly store: StateStore | undefined
+  readonly admin: string | undefined
+  readonly token: string | undefined
+}
+
+const OPS_OPTIONS = {
+  redis: { type: 'string' },
+  'redis-prefix': { type: 'string' },
+  admin: { type: 'string' },
+  'admin-token': { type: 'string' },
+  zones: { type: 'string' },
+} as const
+
+function opsTarget(values: {
+  redis?: string | undefined
+  'redis-prefix'?: string | undefined
+  admin?: string | undefined
+  'admin-token'?: string | undefined
+}): OpsTarget {
+  if (values.redis)
+    return {
+      store: new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:' }),
+      admin: undefined,
+      token: undefined,
+    }
+  const admin = values.admin ?? `http://${DEFAULT_ADMIN}`
+  return { store: undefined, admin: admin.startsWith('http') ? admin : `http://${admin}`, token: values['admin-token'] }
+}
+
+async function adminRequest(t: OpsTarget, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${t.admin}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(t.token ? { authorization: `Bearer ${t.token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  }).catch((err: unknown) => {
+    throw new ConfigError(
+      `cannot reach the admin endpoint ${t.admin}: ${(err as Error).message} (use --redis URL or --admin ADDR:PORT)`,
+    )
+  })
+  const json: unknown = await res.json()
+  if (!res.ok) throw new ConfigError(`admin endpoint: ${(json as { error?: string }).error ?? res.status}`)
+  return json
+}
+
+/** `gslb status [--json] [--audit]`. */
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: { ...OPS_OPTIONS, json: { type: 'boolean' }, audit: { type: 'boolean' }, quorum: { type: 'string' } },
+  })
+  const t = opsTarget(values)
+  let report: StatusReport
+  let audit: AuditEntry[] = []
+  if (t.store) {
+    const set = new ZoneSet(values.zones ?? 'zones')
+    set.reload()
+    const data = await t.store.load()
+    report = statusReport(data, set.table.zones, await t.store.instances(), parseQuorum(values.quorum ?? 'majority'))
+    if (values.audit) audit = await t.store.audit(50)
+    await t.store.close()
+  } else {
+    report = (await adminRequest(t, 'GET', '/status')) as StatusReport
+    if (values.audit) audit = (await adminRequest(t, 'GET', '/audit?limit=50')) as AuditEntry[]
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(values.audit ? { ...report, audit } : report, null, 2)}\n`)
+  else {
+    process.stdout.write(`${formatStatus(report)}\n`)
+    if (values.audit) {
+      process.stdout.write('\naudit (newest first)\n')
+      for (const a of audit)
+        process.stdout.write(
+          `  ${new Date(a.at).toISOString()}  ${a.who}  ${a.target.replace('|', '/')}  ${a.detail}${a.why ? `  (${a.why})` : ''}\n`,
+        )
+    }
+  }
+  return 0
+}
+
+/** `gslb drain|undrain|weight|force-up|force-down|unforce|push-up|push-down|unpush TARGET ...`. */
+async function operatorAction(action: Action, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ...OPS_OPTIONS,
+      for: { type: 'string' },
+      from: { type: 'string' },
+      until: { type: 'string' },
+      why: { type: 'string' },
+      who: { type: 'string' },
+    },
+  })
+  const [target, weightText] = positionals
+  if (!target)
+    throw new ConfigError(
+      `usage: gslb ${action} ENDPOINT|zone/ENDPOINT|pool:NAME${action === 'weight' ? ' N' : ''} [--for 1h] [--from TIME] [--until TIME] [--why TEXT]`,
+    )
+  const now = Date.now()
+  const from = values.from ? parseTime(values.from, now) : undefined
+  const until = values.until
+    ? parseTime(values.until, now)
+    : values.for
+      ? (from ?? now) + parseDuration(values.for)
+      : undefined
+  const who = values.who ?? `${userInfo().username}@${hostname()}`
+  const weight = action === 'weight' ? Number(weightText) : undefined
+  const t = opsTarget(values)
+  let done: string[]
+  if (t.store) {
+    const set = new ZoneSet(values.zones ?? 'zones')
+    set.reload()
+    done = await applyAction(
+      t.store,
+      set.table.zones,
+      { action, target, weight, from, until, who, why: values.why ?? '' },
+      now,
+    )
+    await t.store.close()
+  } else {
+    const r = (await adminRequest(t, 'POST', '/action', {
+      action,
+      target,
+      weight,
+      ...(values.from ? { from: values.from } : {}),
+      ...(values.until ? { until: values.until } : {}),
+      ...(values.for ? { for: values.for } : {}),
+      who,
+      why: values.why ?? '',
+    })) as { done: string[] }
+    done = r.done
+  }
+  for (const d of done) process.stdout.write(`${d}\n`)
+  return 0
 }
 
 function queryLogger(log: ReturnType<typeof createLogger>, rate: number): QueryObserver {
@@ -144,6 +342,21 @@ async function check(args: string[]): Promise<number> {
   if (report.files.length === 0) {
     process.stdout.write(`error: no zone files (*.zone, *.yaml, *.yml) in ${dir}\n`)
     return 1
+  }
+  // Failover-time budget per service; a declared target that is exceeded is a warning.
+  for (const zone of set.table.zones) {
+    for (const svc of zone.services) {
+      const b = failoverBudget(zone, svc)
+      const target = svc.config.failoverTarget
+      const over = target !== undefined && (b.worstMs === undefined || b.worstMs > target * 1000)
+      const where = `${zone.file}:${svc.config.line}`
+      if (over)
+        process.stdout.write(
+          `warning: ${where}: ${nameToString(svc.config.owner)} failover budget ${b.detail} exceeds its target ${target}s\n`,
+        )
+      else if (b.worstMs !== undefined || target !== undefined)
+        process.stdout.write(`budget: ${nameToString(svc.config.owner)} worst case ${b.detail}\n`)
+    }
   }
   const zones = set.table.zones.filter((z) => z.services.some((s) => s.config.tests.length > 0))
   if (zones.length > 0) {
@@ -191,7 +404,7 @@ async function explainCommand(args: string[]): Promise<number> {
   const geo = await GeoDatabase.open(values.geoip ?? [])
   let health = ALL_UP
   for (const ep of (values.down ?? '').split(',').filter(Boolean)) {
-    for (const z of set.table.zones) health = health.with([[z.apex.key, ep, { up: false }]])
+    for (const z of set.table.zones) health = health.with([[z.stateKey, ep, { up: false }]])
   }
   const seed = values.seed === undefined ? undefined : Number(values.seed)
   process.stdout.write(
@@ -209,6 +422,10 @@ async function main(argv: string[]): Promise<number> {
       return check(rest)
     case 'explain':
       return explainCommand(rest)
+    case 'probe':
+      return probe(rest)
+    case 'status':
+      return status(rest)
     case 'version':
     case '--version':
       process.stdout.write(`${VERSION}\n`)
@@ -220,6 +437,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE)
       return cmd === undefined ? 2 : 0
     default:
+      if (isAction(cmd)) return operatorAction(cmd, rest)
       process.stderr.write(`gslb: unknown command "${cmd}"\n\n${USAGE}`)
       return 2
   }

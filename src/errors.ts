@@ -53,3 +53,8 @@ export class GeoDatabaseError extends GslbError {
     this.file = file
   }
 }
+
+/** Redis is unreachable or answered an error; callers keep their last view and retry. */
+export class RedisStoreError extends GslbError {
+  override readonly code = 'GSLB_ERR_REDIS'
+}

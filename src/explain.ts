@@ -12,6 +12,7 @@ import { ParseResult, parseQuery, Query } from './dns/query.ts'
 import { T, typeNumber } from './dns/types.ts'
 import { ConfigError } from './errors.ts'
 import type { HealthSnapshot } from './health/state.ts'
+import { failoverBudget } from './policy/budget.ts'
 import { describeDecision } from './policy/golden.ts'
 import { seededRandom } from './policy/random.ts'
 import { clientFromText, type GeoLookup, QueryContext } from './query/context.ts'
@@ -109,6 +110,7 @@ export function explain(
   const qtype = q.qtype === T.AAAA ? T.AAAA : T.A
   const d = svc.decide(qtype, ctx)
   lines.push(`answer    ${describeDecision(d)}`)
+  if (zone) lines.push(`failover  worst case ${failoverBudget(zone, svc).detail}`)
   lines.push(`ecs scope /${viaEcs ? ctx.ecsScope : 0}${viaEcs ? '' : ' (no ECS in the query)'}`)
   return lines.join('\n')
 }

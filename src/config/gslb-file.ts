@@ -8,7 +8,9 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { parseCidr } from '../dns/address.ts'
 import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
+import { RCODE, typeNumber } from '../dns/types.ts'
 import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
+import type { CheckConfig } from '../probe/types.ts'
 import { MAX_TTL } from '../zone/types.ts'
 import { isMap, isScalar, isSeq, type YamlSource } from './yaml-util.ts'
 
@@ -49,16 +51,31 @@ export interface ServiceConfig {
   readonly failoverTarget: number | undefined
 }
 
+/** An endpoint with a health check, before the zone name is known (see probeTargets). */
+export interface ProbeSpec {
+  readonly endpoint: string
+  /** Address probed: the endpoint's `checkAddress`, the check's `address`, or the endpoint's own. */
+  readonly address: string
+  readonly check: CheckConfig
+}
+
 export interface GslbConfig {
   readonly pools: readonly Pool[]
   readonly endpoints: readonly Endpoint[]
   readonly services: readonly ServiceConfig[]
+  readonly probes: readonly ProbeSpec[]
 }
 
 export const DEFAULT_SERVICE_TTL = 60
 const CONTINENTS = new Set(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])
-const POOL_KEYS = ['region', 'location', 'capacity', 'upThreshold', 'ttl', 'endpoints']
-const ENDPOINT_KEYS = ['address', 'cname', 'weight']
+const POOL_KEYS = ['region', 'location', 'capacity', 'upThreshold', 'ttl', 'check', 'endpoints']
+const ENDPOINT_KEYS = ['address', 'cname', 'weight', 'check', 'checkAddress']
+const CHECK_KEYS: Record<string, readonly string[]> = {
+  common: ['type', 'interval', 'timeout', 'jitter', 'rise', 'fall', 'address', 'port'],
+  http: ['method', 'path', 'host', 'sni', 'ca', 'insecure', 'expect', 'body', 'bodyRegex', 'load'],
+  tcp: [],
+  dns: ['query', 'qtype', 'rcode', 'answer', 'transport'],
+}
 const SERVICE_KEYS = ['ttl', 'degradedTtl', 'pools', 'chain', 'allDown', 'tests', 'failoverTarget']
 const TEST_KEYS = ['client', 'ecs', 'qtype', 'down', 'expect', 'expectAnyOf', 'expectPool', 'expectRcode']
 export const STEP_NAMES = [
@@ -74,9 +91,21 @@ export const STEP_NAMES = [
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
-export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpoints: Endpoint[] } {
+export function parsePools(
+  y: YamlSource,
+  node: unknown,
+  checks: ReadonlyMap<string, CheckConfig> = new Map(),
+): { pools: Pool[]; endpoints: Endpoint[]; probes: ProbeSpec[] } {
   const pools: Pool[] = []
   const endpoints: Endpoint[] = []
+  const probes: ProbeSpec[] = []
+  const checkRef = (at: unknown, field: string): CheckConfig | undefined => {
+    const n = y.string(at, field)
+    if (n === undefined) return undefined
+    const c = checks.get(n)
+    if (!c) y.error(at, field, `unknown check "${n}"; checks: ${[...checks.keys()].join(', ') || 'none defined'}`)
+    return c
+  }
   const endpointNames = new Map<string, number>()
   for (const [poolName, keyNode, body] of y.entries(node, 'pools')) {
     const f = `pools.${poolName}`
@@ -97,6 +126,7 @@ export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpo
       ttl: get('ttl') === undefined ? undefined : y.number(get('ttl'), `${f}.ttl`, 0, MAX_TTL),
       endpoints: [],
     }
+    const poolCheck = get('check') === undefined ? undefined : checkRef(get('check'), `${f}.check`)
     const eps: Endpoint[] = []
     const epNode = get('endpoints')
     if (epNode === undefined) y.error(keyNode, `${f}.endpoints`, 'a pool needs at least one endpoint')
@@ -112,6 +142,24 @@ export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpo
       if (ep) {
         eps.push(ep)
         endpoints.push(ep)
+        const own = isMap(epBody) ? y.entries(epBody, ef) : []
+        const ownCheck = own.find(([k]) => k === 'check')?.[2]
+        const check = ownCheck === undefined ? poolCheck : checkRef(ownCheck, `${ef}.check`)
+        const addrNode = own.find(([k]) => k === 'checkAddress')?.[2]
+        const checkAddress = addrNode === undefined ? undefined : y.string(addrNode, `${ef}.checkAddress`)
+        if (checkAddress !== undefined && !isIPv4(checkAddress) && !isIPv6(checkAddress)) {
+          y.error(addrNode, `${ef}.checkAddress`, `expected an IP address, got "${checkAddress}"`)
+        }
+        if (check) {
+          const address = checkAddress ?? check.address ?? ep.address4 ?? ep.address6
+          if (address === undefined)
+            y.error(
+              epKey,
+              `${ef}.check`,
+              'a CNAME endpoint needs checkAddress (or an address in the check) to be probed',
+            )
+          else probes.push({ endpoint: epName, address, check })
+        }
       }
     }
     if (epNode !== undefined && eps.length === 0 && !y.errors.some((e) => e.field.startsWith(`${f}.endpoints.`))) {
@@ -120,7 +168,146 @@ export function parsePools(y: YamlSource, node: unknown): { pools: Pool[]; endpo
     pool.endpoints = Object.freeze(eps)
     pools.push(Object.freeze(pool))
   }
-  return { pools, endpoints }
+  return { pools, endpoints, probes }
+}
+
+/** `5s`, `500ms`, `2m`; a bare number is seconds. */
+function duration(y: YamlSource, node: unknown, field: string, minMs: number, maxMs: number): number | undefined {
+  const v = y.scalar(node, field)
+  if (v === undefined) return undefined
+  let ms: number | undefined
+  if (typeof v === 'number') ms = v * 1000
+  else if (typeof v === 'string') {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim())
+    if (m) ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  }
+  if (ms === undefined || !Number.isFinite(ms) || ms < minMs || ms > maxMs) {
+    y.error(
+      node,
+      field,
+      `expected a duration from ${minMs}ms to ${maxMs / 1000}s like 5s or 500ms, got ${JSON.stringify(v)}`,
+    )
+    return undefined
+  }
+  return Math.round(ms)
+}
+
+/** Health checks, by name. Defaults follow HAProxy/gdnsd habits: every 5 s, 2 s timeout, rise 2, fall 3. */
+export function parseChecks(y: YamlSource, node: unknown): Map<string, CheckConfig> {
+  const out = new Map<string, CheckConfig>()
+  for (const [name, , body] of y.entries(node, 'checks')) {
+    const f = `checks.${name}`
+    const e = y.entries(body, f)
+    const get = (k: string): unknown => e.find(([key]) => key === k)?.[2]
+    const type = get('type') === undefined ? undefined : y.string(get('type'), `${f}.type`)
+    if (type !== 'http' && type !== 'https' && type !== 'tcp' && type !== 'dns') {
+      y.error(get('type') ?? body, `${f}.type`, 'expected http, https, tcp or dns')
+      continue
+    }
+    y.checkKeys(e, [...CHECK_KEYS['common']!, ...CHECK_KEYS[type === 'https' ? 'http' : type]!], f)
+    const num = (k: string, min: number, max: number, dflt: number, integer = true): number =>
+      get(k) === undefined ? dflt : (y.number(get(k), `${f}.${k}`, min, max, integer) ?? dflt)
+    const str = (k: string): string | undefined => (get(k) === undefined ? undefined : y.string(get(k), `${f}.${k}`))
+    const address = str('address')
+    if (address !== undefined && !isIPv4(address) && !isIPv6(address))
+      y.error(get('address'), `${f}.address`, `expected an IP address, got "${address}"`)
+    const port = get('port') === undefined ? undefined : y.number(get('port'), `${f}.port`, 1, 65535)
+    if (type === 'tcp' && port === undefined) y.error(body, `${f}.port`, 'a tcp check needs a port')
+    const intervalMs =
+      (get('interval') === undefined ? 5000 : duration(y, get('interval'), `${f}.interval`, 100, 3_600_000)) ?? 5000
+    const timeoutMs =
+      (get('timeout') === undefined
+        ? Math.min(2000, intervalMs)
+        : duration(y, get('timeout'), `${f}.timeout`, 10, 600_000)) ?? 2000
+    if (timeoutMs > intervalMs) y.error(get('timeout'), `${f}.timeout`, 'the timeout must not exceed the interval')
+    const common = {
+      name,
+      intervalMs,
+      timeoutMs,
+      jitter: num('jitter', 0, 0.5, 0.1, false),
+      rise: num('rise', 1, 100, 2),
+      fall: num('fall', 1, 100, 3),
+      address,
+      port,
+    }
+    if (type === 'tcp') {
+      out.set(name, Object.freeze({ ...common, kind: 'tcp' }))
+    } else if (type === 'dns') {
+      const transport = str('transport') ?? 'udp'
+      if (transport !== 'udp' && transport !== 'tcp') y.error(get('transport'), `${f}.transport`, 'expected udp or tcp')
+      const query = str('query')
+      if (query === undefined) y.error(body, `${f}.query`, 'a dns check needs a query name')
+      const qt = (str('qtype') ?? 'A').toUpperCase()
+      if (typeNumber(qt) === undefined) y.error(get('qtype'), `${f}.qtype`, `unknown record type "${qt}"`)
+      const rc = (str('rcode') ?? 'NOERROR').toUpperCase()
+      if (!(rc in RCODE))
+        y.error(get('rcode'), `${f}.rcode`, `expected one of ${Object.keys(RCODE).join(', ')}, got "${rc}"`)
+      out.set(
+        name,
+        Object.freeze({
+          ...common,
+          kind: 'dns',
+          query: query ?? '.',
+          qtype: (str('qtype') ?? 'A').toUpperCase(),
+          rcode: (str('rcode') ?? 'NOERROR').toUpperCase(),
+          answer: str('answer'),
+          transport: transport === 'tcp' ? 'tcp' : 'udp',
+        }),
+      )
+    } else {
+      const method = (str('method') ?? 'GET').toUpperCase()
+      if (method !== 'GET' && method !== 'HEAD' && method !== 'POST')
+        y.error(get('method'), `${f}.method`, 'expected GET, HEAD or POST')
+      const statuses =
+        get('expect') === undefined
+          ? undefined
+          : y.strings(get('expect'), `${f}.expect`).map((v) => {
+              const n = Number(v)
+              if (!Number.isInteger(n) || n < 100 || n > 599)
+                y.error(get('expect'), `${f}.expect`, `expected HTTP status codes, got "${v}"`)
+              return n
+            })
+      let bodyMatches: RegExp | undefined
+      const re = str('bodyRegex')
+      if (re !== undefined) {
+        try {
+          bodyMatches = new RegExp(re)
+        } catch (err) {
+          y.error(get('bodyRegex'), `${f}.bodyRegex`, (err as Error).message)
+        }
+      }
+      let load: { header: string } | { json: string } | undefined
+      if (get('load') !== undefined) {
+        const le = y.entries(get('load'), `${f}.load`)
+        y.checkKeys(le, ['header', 'json'], `${f}.load`)
+        const h = le.find(([k]) => k === 'header')?.[2]
+        const j = le.find(([k]) => k === 'json')?.[2]
+        if (h !== undefined) load = { header: y.string(h, `${f}.load.header`) ?? '' }
+        else if (j !== undefined) load = { json: y.string(j, `${f}.load.json`) ?? '' }
+        else y.error(get('load'), `${f}.load`, 'give header: NAME or json: field.path')
+      }
+      const path = str('path') ?? '/'
+      if (!path.startsWith('/')) y.error(get('path'), `${f}.path`, 'expected a path starting with /')
+      out.set(
+        name,
+        Object.freeze({
+          ...common,
+          kind: type,
+          method: method === 'HEAD' || method === 'POST' ? method : 'GET',
+          path,
+          host: str('host'),
+          sni: str('sni'),
+          ca: str('ca'),
+          insecure: get('insecure') === undefined ? false : (y.boolean(get('insecure'), `${f}.insecure`) ?? false),
+          statuses,
+          bodyContains: str('body'),
+          bodyMatches,
+          load,
+        }),
+      )
+    }
+  }
+  return out
 }
 
 function location(y: YamlSource, node: unknown, f: string): GeoPoint | undefined {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { parseDocument } from 'yaml'
 import { ConfigError } from '../errors.ts'
+import type { Quorum } from '../health/builder.ts'
 import { LOG_LEVELS } from '../log.ts'
 import type { ListenAddress } from '../server/index.ts'
 import { DEFAULT_TCP_LIMITS, type TcpLimits } from '../server/tcp.ts'
@@ -27,6 +28,37 @@ export interface ServeConfig {
   readonly watch: boolean
   /** MaxMind DB files for geo policies; empty = the bundled country database. */
   readonly geoip: readonly string[]
+  /** Shared state; undefined = embedded mode (in-memory state, probes run in-process). */
+  readonly redis: string | undefined
+  readonly redisPrefix: string
+  /** Vantage region of the in-process prober (embedded mode). */
+  readonly region: string
+  readonly quorum: Quorum
+  readonly slowStartMs: number
+  readonly staleAfterMs: number
+  readonly staleMode: 'keep' | 'fail-open'
+  /** Admin HTTP listener, or undefined when turned off. */
+  readonly admin: ListenAddress | undefined
+  readonly adminToken: string | undefined
+}
+
+export const DEFAULT_ADMIN = '127.0.0.1:5380'
+
+/** `majority` (default), `any`, `all`, or a number of vantages. */
+export function parseQuorum(text: string): Quorum {
+  if (text === 'majority' || text === 'any' || text === 'all') return text
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1 || n > 100)
+    throw new ConfigError(`quorum: expected majority, any, all or a number of vantages, got "${text}"`)
+  return n
+}
+
+/** `30s`, `5m`, `500ms`, `0`. */
+export function parseDurationMs(text: string, what: string): number {
+  if (text === '0') return 0
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
+  if (!m) throw new ConfigError(`${what}: expected a duration like 30s, 5m or 500ms, got "${text}"`)
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'])
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:5300'
@@ -61,6 +93,15 @@ export interface ServeFlags {
   readonly 'chaos-version'?: string | undefined
   readonly 'no-watch'?: boolean | undefined
   readonly geoip?: readonly string[] | undefined
+  readonly redis?: string | undefined
+  readonly 'redis-prefix'?: string | undefined
+  readonly region?: string | undefined
+  readonly quorum?: string | undefined
+  readonly 'slow-start'?: string | undefined
+  readonly 'stale-after'?: string | undefined
+  readonly 'stale-mode'?: string | undefined
+  readonly admin?: string | undefined
+  readonly 'admin-token'?: string | undefined
 }
 
 const FILE_KEYS = [
@@ -74,6 +115,15 @@ const FILE_KEYS = [
   'tcp',
   'watch',
   'geoip',
+  'redis',
+  'redisPrefix',
+  'region',
+  'quorum',
+  'slowStart',
+  'staleAfter',
+  'staleMode',
+  'admin',
+  'adminToken',
 ] as const
 const TCP_KEYS = ['idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'maxPendingOutput'] as const
 
@@ -165,6 +215,18 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     tcp: tcp as unknown as TcpLimits,
     watch: flags['no-watch'] ? false : (watchFile ?? true),
     geoip: flags.geoip?.length ? flags.geoip : geoipList(file['geoip'], where),
+    redis: str(flags.redis ?? file['redis'], 'redis'),
+    redisPrefix: str(flags['redis-prefix'] ?? file['redisPrefix'], 'redis prefix') ?? 'gslb:',
+    region: str(flags.region ?? file['region'], 'region') ?? 'local',
+    quorum: parseQuorum(str(flags.quorum ?? file['quorum'], 'quorum') ?? 'majority'),
+    slowStartMs: parseDurationMs(str(flags['slow-start'] ?? file['slowStart'], 'slow start') ?? '30s', '--slow-start'),
+    staleAfterMs: parseDurationMs(
+      str(flags['stale-after'] ?? file['staleAfter'], 'stale after') ?? '5m',
+      '--stale-after',
+    ),
+    staleMode: staleMode(str(flags['stale-mode'] ?? file['staleMode'], 'stale mode') ?? 'keep'),
+    admin: adminAddress(str(flags.admin ?? file['admin'], 'admin') ?? DEFAULT_ADMIN),
+    adminToken: str(flags['admin-token'] ?? file['adminToken'], 'admin token'),
   })
 }
 
@@ -174,4 +236,18 @@ function geoipList(v: unknown, where: string): string[] {
   if (!list.every((x) => typeof x === 'string'))
     throw new ConfigError(`${where}: geoip: expected a path or a list of paths`)
   return list as string[]
+}
+
+function staleMode(v: string): 'keep' | 'fail-open' {
+  if (v === 'keep' || v === 'fail-open') return v
+  throw new ConfigError(`--stale-mode: expected keep or fail-open, got "${v}"`)
+}
+
+function adminAddress(v: string): ListenAddress | undefined {
+  if (v === 'off') return undefined
+  try {
+    return parseListen(v)
+  } catch {
+    throw new ConfigError(`--admin: expected ADDRESS:PORT such as 127.0.0.1:5380, or off, got "${v}"`)
+  }
 }

@@ -18,7 +18,7 @@ import { GslbError, ZoneError } from '../errors.ts'
 import { parseMasterFile } from '../zone/masterfile.ts'
 import { parseTtl } from '../zone/rdata.ts'
 import { MAX_TTL, type RR } from '../zone/types.ts'
-import { type GslbConfig, parsePools, parseServices } from './gslb-file.ts'
+import { type GslbConfig, parseChecks, parsePools, parseServices } from './gslb-file.ts'
 import { YamlSource } from './yaml-util.ts'
 
 export interface ZoneFileResult {
@@ -31,7 +31,7 @@ export interface ZoneFileResult {
   readonly gslb: GslbConfig
 }
 
-export const NO_GSLB: GslbConfig = Object.freeze({ pools: [], endpoints: [], services: [] })
+export const NO_GSLB: GslbConfig = Object.freeze({ pools: [], endpoints: [], services: [], probes: [] })
 
 export const ZONE_EXTENSIONS = ['.zone', '.yaml', '.yml'] as const
 
@@ -40,6 +40,7 @@ const YAML_KEYS = {
   zone: 'the zone apex, e.g. example.com (default: the file name)',
   ttl: 'default TTL for records without one, seconds or BIND units like 1h',
   records: 'RFC 1035 master-file lines, as a literal block (records: |)',
+  checks: 'health checks that pools and endpoints refer to',
   pools: 'pools of endpoints for load-balanced names',
   services: 'load-balanced names and their policy chains',
 } as const
@@ -126,6 +127,7 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
   let recordsNode: Scalar | undefined
   let poolsNode: unknown
   let servicesNode: unknown
+  let checksNode: unknown
   let zoneText = originFromFileName(path)
   let zoneLine = 1
   for (const pair of root.items) {
@@ -140,8 +142,9 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
       errors.push(new ZoneError(pos, key, `unknown key; known keys: ${known}`))
       continue
     }
-    if (key === 'pools' || key === 'services') {
+    if (key === 'pools' || key === 'services' || key === 'checks') {
       if (key === 'pools') poolsNode = value
+      else if (key === 'checks') checksNode = value
       else servicesNode = value
       continue
     }
@@ -199,7 +202,9 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
   errors.push(...res.errors)
   // Pools before services: services refer to pools by name.
   const y = new YamlSource(path, lc, errors)
-  const { pools, endpoints } = poolsNode === undefined ? { pools: [], endpoints: [] } : parsePools(y, poolsNode)
+  const checks = checksNode === undefined ? new Map() : parseChecks(y, checksNode)
+  const { pools, endpoints, probes } =
+    poolsNode === undefined ? { pools: [], endpoints: [], probes: [] } : parsePools(y, poolsNode, checks)
   const services = servicesNode === undefined ? [] : parseServices(y, servicesNode, origin, pools, endpoints)
-  return { origin, records: res.records, errors, gslb: Object.freeze({ pools, endpoints, services }) }
+  return { origin, records: res.records, errors, gslb: Object.freeze({ pools, endpoints, services, probes }) }
 }

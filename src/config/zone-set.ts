@@ -54,7 +54,7 @@ export function loadFile(path: string, root: string): FileLoad {
   const conflicts = validateServices(v.zone, read.gslb.services)
   if (conflicts.length > 0) return { zone: undefined, sources: read.sources, errors: conflicts, warnings: v.warnings }
   try {
-    return { zone: compileZone(v.zone, read.gslb.services), sources: read.sources, errors: [], warnings: v.warnings }
+    return { zone: compileZone(v.zone, read.gslb), sources: read.sources, errors: [], warnings: v.warnings }
   } catch (e) {
     const err = new ZoneError({ file: path, line: 1 }, 'zone', `cannot compile: ${(e as Error).message}`)
     return { zone: undefined, sources: read.sources, errors: [err], warnings: v.warnings }

@@ -34,6 +34,19 @@ export class HealthSnapshot {
     this.#rtt = rtt
   }
 
+  /** A snapshot from scratch: every endpoint not listed counts as up. */
+  static from(
+    generation: number,
+    statuses: Iterable<readonly [zoneKey: string, endpoint: string, status: EndpointStatus]>,
+    rtts: Iterable<readonly [zoneKey: string, pool: string, vantage: string, ms: number]>,
+  ): HealthSnapshot {
+    const status = new Map<string, EndpointStatus>()
+    for (const [z, e, st] of statuses) status.set(statusKey(z, e), st)
+    const rtt = new Map<string, number>()
+    for (const [z, p, v, ms] of rtts) rtt.set(rttKey(z, p, v), ms)
+    return new HealthSnapshot(generation, status, rtt)
+  }
+
   /** The view of one zone's endpoints; built once per snapshot and zone, then reused by every query. */
   view(zoneKey: string): HealthView {
     let v = this.#views.get(zoneKey)

@@ -28,6 +28,8 @@ export interface ServerOptions {
   readonly observe?: QueryObserver
   /** Watch the zones directory and reload on change (default true). */
   readonly watch?: boolean
+  /** Called after a reload changed the served zones (the prober and health view follow). */
+  readonly onZonesChanged?: () => void
 }
 
 export interface RunningServer {
@@ -61,6 +63,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     for (const f of report.files) logOutcome(log, f, reason)
     answerer.table = zones.table
+    if (report.changed && reason !== 'startup') opts.onZonesChanged?.()
     return report.files
   }
   const first = reload('startup')

@@ -24,7 +24,13 @@ export function listenUdp(
   log: Logger,
   observe: QueryObserver,
 ): Promise<UdpListener> {
-  const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) })
+  // A larger receive buffer absorbs bursts that would otherwise be dropped by the kernel (capped by
+  // net.core.rmem_max); answering is fast, queues only form while the event loop is busy.
+  const socket = createSocket({
+    type: isIPv6(host) ? 'udp6' : 'udp4',
+    ipv6Only: isIPv6(host),
+    recvBufferSize: 4 * 1024 * 1024,
+  })
   socket.on('message', (msg, rinfo) => {
     let out: Buffer | null
     try {

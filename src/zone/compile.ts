@@ -6,9 +6,9 @@
  * processing, negative answers per RFC 2308) runs here, once per zone load.
  */
 
-import type { ServiceConfig } from '../config/gslb-file.ts'
+import type { GslbConfig } from '../config/gslb-file.ts'
 import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion } from '../dns/builder.ts'
-import { childName, isSubdomain, type Name, parentName } from '../dns/name.ts'
+import { childName, isSubdomain, type Name, nameFromKey, nameToString, parentName } from '../dns/name.ts'
 import {
   FLAG_AA,
   FLAG_QR,
@@ -19,6 +19,9 @@ import {
 } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
 import { CompiledService, type ServiceNode } from '../policy/service.ts'
+import type { Pool } from '../policy/types.ts'
+import type { ProbeTarget } from '../probe/types.ts'
+import { targetId } from '../state/types.ts'
 import { type RRset, readName, type ZoneData } from './validate.ts'
 
 /** Answers for query names that end at a node which exists in the zone (or is an empty non-terminal). */
@@ -47,13 +50,21 @@ export interface BelowAnswers {
 
 export interface CompiledZone {
   readonly apex: Name
+  /** The apex as health state and operators name it: lowercase, no trailing dot (`example.com`). */
+  readonly stateKey: string
   readonly file: string
   readonly serial: number
   readonly nodes: ReadonlyMap<string, AnswerNode>
   readonly nxdomain: Template
   readonly nodata: Template
   readonly services: readonly CompiledService[]
+  /** Pools of the zone (for per-pool latency figures and operator commands on pools). */
+  readonly pools: readonly Pool[]
+  /** Endpoints with a health check, as the prober runs them. */
+  readonly probes: readonly ProbeTarget[]
 }
+
+const NO_GSLB_PARTS = { services: [], pools: [], probes: [] } as const
 
 const MAX_CHAIN = 12
 /** Types answered with the RRset of one type at a name; ANY gets the RFC 8482 subset instead. */
@@ -69,7 +80,11 @@ interface Ctx {
   readonly dynamic: ReadonlySet<string>
 }
 
-export function compileZone(data: ZoneData, serviceConfigs: readonly ServiceConfig[] = []): CompiledZone {
+export function compileZone(
+  data: ZoneData,
+  gslb: Pick<GslbConfig, 'services' | 'pools' | 'probes'> = NO_GSLB_PARTS,
+): CompiledZone {
+  const serviceConfigs = gslb.services
   const soa = data.soa
   const minimum = soa.rdatas[0]!.readUInt32BE(soa.rdatas[0]!.length - 4)
   const soaNeg: RRset = { ...soa, ttl: Math.min(soa.ttl, minimum) }
@@ -92,17 +107,21 @@ export function compileZone(data: ZoneData, serviceConfigs: readonly ServiceConf
   const standIn = childName('*', data.apex)
   const nxdomain = negative(ctx, { name: standIn, qtype: T.A, standIn: true }, RCODE.NXDOMAIN)
   const nodata = negative(ctx, { name: standIn, qtype: T.A, standIn: true }, RCODE.NOERROR)
+  const stateKey = zoneStateKey(data.apex)
   const zone: { -readonly [K in keyof CompiledZone]: CompiledZone[K] } = {
     apex: data.apex,
+    stateKey,
     file: data.file,
     serial: data.serial,
     nodes: new Map(),
     nxdomain,
     nodata,
     services: [],
+    pools: gslb.pools,
+    probes: gslb.probes.map((p) => Object.freeze({ id: targetId(stateKey, p.endpoint), zone: stateKey, ...p })),
   }
   const services = new Map<string, CompiledService>()
-  for (const cfg of serviceConfigs) services.set(cfg.owner.key, new CompiledService(cfg, data.apex.key, nodata))
+  for (const cfg of serviceConfigs) services.set(cfg.owner.key, new CompiledService(cfg, stateKey, nodata))
   zone.services = [...services.values()]
   const nodes = new Map<string, AnswerNode>()
   const referralBelow = new Map<string, BelowAnswers>()
@@ -153,6 +172,10 @@ export function compileZone(data: ZoneData, serviceConfigs: readonly ServiceConf
   }
   zone.nodes = nodes
   return zone
+}
+
+export function zoneStateKey(apex: Name): string {
+  return nameToString(nameFromKey(apex.key)).replace(/\.$/, '') || '.'
 }
 
 /** QTYPEs whose CNAME chase ends in data: each needs its own template, everything else shares one. */

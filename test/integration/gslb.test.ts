@@ -15,7 +15,7 @@ import { FIXTURES, startTestServer, type TestServer } from '../helpers/server.ts
 
 let s: TestServer
 let geo: GeoDatabase
-const ZONE = '\x04gslb\x07example\x00'
+const ZONE = 'gslb.example'
 const q = (...args: string[]) => dig('127.0.0.1', s.port, ...args)
 const addrs = async (...args: string[]) => (await q('+short', ...args)).raw.trim().split('\n').filter(Boolean).sort()
 const setDown = (...names: string[]) => {

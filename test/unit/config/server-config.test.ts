@@ -122,6 +122,15 @@ describe('resolveServeConfig from flags', () => {
       tcp: DEFAULT_TCP_LIMITS,
       watch: true,
       geoip: [],
+      redis: undefined,
+      redisPrefix: 'gslb:',
+      region: 'local',
+      quorum: 'majority',
+      slowStartMs: 30_000,
+      staleAfterMs: 300_000,
+      staleMode: 'keep',
+      admin: { host: '127.0.0.1', port: 5380 },
+      adminToken: undefined,
     })
   })
 
@@ -185,6 +194,15 @@ describe('resolveServeConfig with --config', () => {
       'tcp: { idleTimeoutMs: 2000, maxConnections: 10 }',
       'watch: false',
       'geoip: [/srv/geo/city.mmdb, /srv/geo/asn.mmdb]',
+      'redis: "rediss://u:p@127.0.0.1:6380/0"',
+      'redisPrefix: "prod:"',
+      'region: eu',
+      'quorum: 2',
+      'slowStart: 1m',
+      'staleAfter: 90s',
+      'staleMode: fail-open',
+      'admin: "[::1]:8053"',
+      'adminToken: s3cret',
     )
     expect(resolveServeConfig({ config: path })).toEqual({
       zones: '/srv/zones',
@@ -201,6 +219,15 @@ describe('resolveServeConfig with --config', () => {
       tcp: { ...DEFAULT_TCP_LIMITS, idleTimeoutMs: 2000, maxConnections: 10 },
       watch: false,
       geoip: ['/srv/geo/city.mmdb', '/srv/geo/asn.mmdb'],
+      redis: 'rediss://u:p@127.0.0.1:6380/0',
+      redisPrefix: 'prod:',
+      region: 'eu',
+      quorum: 2,
+      slowStartMs: 60_000,
+      staleAfterMs: 90_000,
+      staleMode: 'fail-open',
+      admin: { host: '::1', port: 8053 },
+      adminToken: 's3cret',
     })
   })
 
@@ -282,6 +309,10 @@ describe('resolveServeConfig with --config', () => {
     { name: 'a YAML syntax error', lines: ['zones: z', 'listen: [127.0.0.1:53'], message: 'gslb-' },
     { name: 'nsid as a mapping', lines: ['nsid: { a: 1 }'], message: 'nsid: expected text' },
     { name: 'geoip as a number', lines: ['geoip: 5'], message: 'geoip: expected a path or a list of paths' },
+    { name: 'a bad quorum', lines: ['quorum: most'], message: 'quorum: expected majority, any, all' },
+    { name: 'a bad stale mode', lines: ['staleMode: panic'], message: '--stale-mode: expected keep or fail-open' },
+    { name: 'a bad duration', lines: ['slowStart: soon'], message: '--slow-start: expected a duration' },
+    { name: 'a bad admin address', lines: ['admin: localhost'], message: '--admin: expected ADDRESS:PORT' },
   ])('rejects $name with a message naming it', ({ lines, message }) => {
     const path = configFile(...lines)
     const err = configError(() => resolveServeConfig({ config: path }))

@@ -1,0 +1,160 @@
+/**
+ * @module health/sync
+ * Keeps one DNS instance's health view in step with the shared state. The store's change signal
+ * (Redis pub/sub, or the memory store's listeners) triggers a full re-read; the view is rebuilt
+ * and swapped whole. The query path never waits for any of this.
+ *
+ * When the store is unreachable the instance keeps answering from its last view and counts how
+ * stale it is; past `staleAfterMs` it either keeps that view or fails open (everything up), as
+ * configured. When the store comes back the view is re-read from scratch.
+ */
+
+import { hostname } from 'node:os'
+import type { Logger } from '../log.ts'
+import type { StateData, StateStore } from '../state/types.ts'
+import { type BuildOptions, buildSnapshot, type RecoveryTimes, type ZonePools } from './builder.ts'
+import { ALL_UP, type HealthStore } from './state.ts'
+
+export interface SyncOptions extends BuildOptions {
+  /** After this long without a successful read, apply `staleMode`. */
+  readonly staleAfterMs: number
+  readonly staleMode: 'keep' | 'fail-open'
+  readonly instanceId: string
+  readonly version: string
+}
+
+export const DEFAULT_SYNC: Omit<SyncOptions, 'instanceId' | 'version'> = {
+  quorum: 'majority',
+  slowStartMs: 30_000,
+  staleAfterMs: 300_000,
+  staleMode: 'keep',
+}
+
+const TICK_MS = 1000
+const HEARTBEAT_MS = 2000
+
+export class HealthSync {
+  readonly #store: StateStore
+  readonly #health: HealthStore
+  readonly #zones: () => readonly ZonePools[]
+  readonly #opts: SyncOptions
+  readonly #log: Logger
+  readonly #recovered: RecoveryTimes = new Map()
+  #data: StateData | undefined
+  #lastSync = 0
+  #timeSensitive = false
+  #failedOpen = false
+  #loading: Promise<void> | undefined
+  #again = false
+  #timers: NodeJS.Timeout[] = []
+  #unsubscribe: Array<() => void> = []
+
+  constructor(
+    store: StateStore,
+    health: HealthStore,
+    zones: () => readonly ZonePools[],
+    opts: SyncOptions,
+    log: Logger,
+  ) {
+    this.#store = store
+    this.#health = health
+    this.#zones = zones
+    this.#opts = opts
+    this.#log = log
+  }
+
+  /** Ms since the view was last read from the store. */
+  get staleMs(): number {
+    return this.#lastSync === 0 ? Number.POSITIVE_INFINITY : Date.now() - this.#lastSync
+  }
+
+  get generation(): number {
+    return this.#data?.generation ?? 0
+  }
+
+  /** Loads the stored view (an instance starts from it, not from scratch) and follows changes. */
+  async start(): Promise<void> {
+    this.#unsubscribe.push(this.#store.onChange(() => this.refresh()))
+    this.#unsubscribe.push(
+      this.#store.onConnection((up) => {
+        if (up) this.#log.info('state store reachable again; resynchronising')
+        else
+          this.#log.warn(
+            { staleAfterMs: this.#opts.staleAfterMs, mode: this.#opts.staleMode },
+            'state store unreachable; answering from the last view',
+          )
+      }),
+    )
+    await this.refresh()
+    this.#timers.push(setInterval(() => this.#tick(), TICK_MS).unref())
+    if (this.#store.kind === 'redis') {
+      const beat = (): void => {
+        this.#store
+          .instanceHeartbeat(
+            {
+              id: this.#opts.instanceId,
+              host: hostname(),
+              generation: this.generation,
+              staleMs: Math.min(this.staleMs, 1e12),
+              version: this.#opts.version,
+              at: Date.now(),
+            },
+            HEARTBEAT_MS * 3,
+          )
+          .catch(() => {})
+      }
+      beat()
+      this.#timers.push(setInterval(beat, HEARTBEAT_MS).unref())
+    }
+  }
+
+  /** Re-reads the store and swaps in a new view; concurrent calls coalesce into one more read. */
+  refresh(): Promise<void> {
+    if (this.#loading) {
+      this.#again = true
+      return this.#loading
+    }
+    this.#loading = (async () => {
+      do {
+        this.#again = false
+        try {
+          this.#data = await this.#store.load()
+          this.#lastSync = Date.now()
+          if (this.#failedOpen) this.#log.info('state store back; leaving fail-open')
+          this.#failedOpen = false
+          this.rebuild()
+        } catch (err) {
+          this.#log.debug({ err }, 'state load failed; keeping the last view')
+        }
+      } while (this.#again)
+      this.#loading = undefined
+    })()
+    return this.#loading
+  }
+
+  /** Rebuilds from the last data (after a zone reload, or as time passes). */
+  rebuild(): void {
+    if (!this.#data || this.#failedOpen) return
+    const r = buildSnapshot(this.#data, this.#zones(), Date.now(), this.#opts, this.#recovered, this.#health.current)
+    this.#timeSensitive = r.timeSensitive
+    this.#health.replace(r.snapshot)
+  }
+
+  #tick(): void {
+    if (this.#timeSensitive) this.rebuild()
+    if (this.#opts.staleMode === 'fail-open' && !this.#failedOpen && this.staleMs > this.#opts.staleAfterMs) {
+      this.#failedOpen = true
+      this.#log.error({ staleMs: this.staleMs }, 'health view too stale; failing open (every endpoint counts as up)')
+      this.#health.replace(ALL_UP)
+    }
+    // A missed signal must not leave the view stale forever: poll when the store is reachable.
+    if (this.#store.connected && Date.now() - this.#lastSync > 5 * TICK_MS) void this.refresh()
+  }
+
+  stop(): void {
+    for (const t of this.#timers) clearInterval(t)
+    for (const u of this.#unsubscribe) u()
+    this.#timers = []
+    this.#unsubscribe = []
+  }
+}

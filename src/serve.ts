@@ -1,0 +1,133 @@
+/**
+ * @module serve
+ * `gslb serve` put together: DNS listeners, the health view following the state store, and either
+ * the in-process prober (embedded default, in-memory state) or Redis shared with other instances
+ * and separate `gslb probe` workers. The same state and probing code runs in both modes.
+ */
+
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { ServeConfig } from './config/server-config.ts'
+import { GeoDatabase } from './geo/reader.ts'
+import type { ZonePools } from './health/builder.ts'
+import { HealthStore } from './health/state.ts'
+import { HealthSync } from './health/sync.ts'
+import type { Logger } from './log.ts'
+import { type AdminServer, startAdmin } from './ops/admin.ts'
+import { startProber } from './probe/worker.ts'
+import { type RunningServer, startServer } from './server/index.ts'
+import type { QueryObserver } from './server/observer.ts'
+import { MemoryStore } from './state/memory.ts'
+import { RedisStore } from './state/redis.ts'
+import type { StateStore } from './state/types.ts'
+import type { ZoneTable } from './zone/table.ts'
+
+export interface Serving {
+  readonly server: RunningServer
+  readonly store: StateStore
+  readonly health: HealthStore
+  readonly admin: AdminServer | undefined
+  readonly instanceId: string
+  close(): Promise<void>
+}
+
+export function instanceName(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
+}
+
+export function zonePools(table: ZoneTable): ZonePools[] {
+  return table.zones.map((z) => ({ zone: z.stateKey, pools: z.pools }))
+}
+
+export async function serve(cfg: ServeConfig, log: Logger, version: string, observe?: QueryObserver): Promise<Serving> {
+  const geo = await GeoDatabase.open(cfg.geoip, log)
+  for (const d of geo.describe())
+    log.info({ path: d.path, schema: d.schema, built: d.buildDate }, 'geo database loaded')
+  geo.watch()
+
+  const instanceId = instanceName()
+  const store: StateStore = cfg.redis
+    ? new RedisStore({ url: cfg.redis, prefix: cfg.redisPrefix, log })
+    : new MemoryStore()
+  const health = new HealthStore()
+  let onZones = (): void => {}
+  const server = await startServer({
+    zonesDir: cfg.zones,
+    listen: cfg.listen,
+    log,
+    watch: cfg.watch,
+    tcp: cfg.tcp,
+    ...(observe ? { observe } : {}),
+    onZonesChanged: () => onZones(),
+    answer: {
+      nsid: cfg.nsid,
+      chaos: { id: cfg.chaosId, version: cfg.chaosVersion },
+      maxUdpSize: cfg.maxUdpSize,
+      geo,
+      health,
+    },
+  })
+  const table = (): ZoneTable => server.zones.table
+  const sync = new HealthSync(
+    store,
+    health,
+    () => zonePools(table()),
+    {
+      quorum: cfg.quorum,
+      slowStartMs: cfg.slowStartMs,
+      staleAfterMs: cfg.staleAfterMs,
+      staleMode: cfg.staleMode,
+      instanceId,
+      version,
+    },
+    log,
+  )
+  await sync.start()
+  log.info({ store: store.kind, generation: sync.generation, instance: instanceId }, 'health state loaded')
+
+  // Embedded mode probes in-process; with Redis, `gslb probe` workers do it.
+  const prober = cfg.redis
+    ? undefined
+    : startProber({
+        targets: () => table().zones.flatMap((z) => z.probes),
+        store,
+        vantage: cfg.region,
+        prober: instanceId,
+        log,
+      })
+  onZones = () => {
+    prober?.reload()
+    sync.rebuild()
+  }
+
+  const admin = cfg.admin
+    ? await startAdmin({
+        host: cfg.admin.host,
+        port: cfg.admin.port,
+        token: cfg.adminToken,
+        store,
+        health,
+        table,
+        geo,
+        quorum: cfg.quorum,
+        log,
+      })
+    : undefined
+  if (admin && cfg.admin) log.info({ host: cfg.admin.host, port: admin.port }, 'admin endpoint listening')
+
+  return {
+    server,
+    store,
+    health,
+    admin,
+    instanceId,
+    async close() {
+      await prober?.stop()
+      sync.stop()
+      geo.close()
+      await admin?.close()
+      await server.close()
+      await store.close()
+    },
+  }
+}
