@@ -22,6 +22,7 @@ import { type Action, applyAction, isAction, parseDuration, parseTime } from './
 import { formatStatus, type StatusReport, statusReport } from './ops/status.ts'
 import { failoverBudget } from './policy/budget.ts'
 import { runGoldenTests } from './policy/golden.ts'
+import type { ProbeTarget } from './probe/types.ts'
 import { startProber } from './probe/worker.ts'
 import { instanceName, serve as runServe } from './serve.ts'
 import type { QueryObserver } from './server/observer.ts'
@@ -136,6 +137,7 @@ async function probe(args: string[]): Promise<number> {
       region: { type: 'string' },
       'log-level': { type: 'string' },
       id: { type: 'string' },
+      heartbeat: { type: 'string' },
     },
   })
   if (!values.redis) throw new ConfigError('gslb probe needs --redis URL (without Redis, gslb serve probes in-process)')
@@ -147,14 +149,12 @@ async function probe(args: string[]): Promise<number> {
   const store = new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:', log })
   const region = values.region ?? 'local'
   const proberId = values.id ?? instanceName()
-  const worker = startProber({
-    targets: () => set.table.zones.flatMap((z) => z.probes),
-    store,
-    vantage: region,
-    prober: proberId,
-    log,
-  })
-  log.info({ region, prober: proberId, targets: set.table.zones.flatMap((z) => z.probes).length }, 'prober started')
+  // Heartbeats follow the fastest check so a dead prober's share moves within a few intervals.
+  const targets = (): ProbeTarget[] => set.table.zones.flatMap((z) => z.probes)
+  const fastest = Math.min(...targets().map((t) => t.check.intervalMs), 5000)
+  const heartbeatMs = values.heartbeat ? parseDuration(values.heartbeat) : Math.max(500, Math.min(5000, fastest * 2))
+  const worker = startProber({ targets, store, vantage: region, prober: proberId, log, heartbeatMs })
+  log.info({ region, prober: proberId, targets: targets().length, heartbeatMs }, 'prober started')
   const watcher = watch(set.dir, { recursive: true, persistent: false }, () => {
     const r = set.reload()
     if (r.changed) worker.reload()

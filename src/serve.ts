@@ -20,7 +20,7 @@ import type { QueryObserver } from './server/observer.ts'
 import { MemoryStore } from './state/memory.ts'
 import { RedisStore } from './state/redis.ts'
 import type { StateStore } from './state/types.ts'
-import type { ZoneTable } from './zone/table.ts'
+import { EMPTY_TABLE, type ZoneTable } from './zone/table.ts'
 
 export interface Serving {
   readonly server: RunningServer
@@ -50,8 +50,28 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
     ? new RedisStore({ url: cfg.redis, prefix: cfg.redisPrefix, log })
     : new MemoryStore()
   const health = new HealthStore()
+  let server: RunningServer | undefined
+  const table = (): ZoneTable => server?.zones.table ?? EMPTY_TABLE
+  const sync = new HealthSync(
+    store,
+    health,
+    () => zonePools(table()),
+    {
+      quorum: cfg.quorum,
+      slowStartMs: cfg.slowStartMs,
+      staleAfterMs: cfg.staleAfterMs,
+      staleMode: cfg.staleMode,
+      instanceId,
+      version,
+    },
+    log,
+  )
+  // Restart safety: read the stored view before the first query is answered, so an instance that
+  // starts while Redis is up does not begin with everything up.
+  await sync.start()
+  log.info({ store: store.kind, generation: sync.generation, instance: instanceId }, 'health state loaded')
   let onZones = (): void => {}
-  const server = await startServer({
+  server = await startServer({
     zonesDir: cfg.zones,
     listen: cfg.listen,
     log,
@@ -67,23 +87,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       health,
     },
   })
-  const table = (): ZoneTable => server.zones.table
-  const sync = new HealthSync(
-    store,
-    health,
-    () => zonePools(table()),
-    {
-      quorum: cfg.quorum,
-      slowStartMs: cfg.slowStartMs,
-      staleAfterMs: cfg.staleAfterMs,
-      staleMode: cfg.staleMode,
-      instanceId,
-      version,
-    },
-    log,
-  )
-  await sync.start()
-  log.info({ store: store.kind, generation: sync.generation, instance: instanceId }, 'health state loaded')
+  sync.rebuild()
 
   // Embedded mode probes in-process; with Redis, `gslb probe` workers do it.
   const prober = cfg.redis
@@ -94,6 +98,8 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
         vantage: cfg.region,
         prober: instanceId,
         log,
+        // Alone in its vantage, this prober needs no membership churn: heartbeat rarely.
+        heartbeatMs: 5000,
       })
   onZones = () => {
     prober?.reload()
@@ -115,8 +121,9 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
     : undefined
   if (admin && cfg.admin) log.info({ host: cfg.admin.host, port: admin.port }, 'admin endpoint listening')
 
+  const running = server
   return {
-    server,
+    server: running,
     store,
     health,
     admin,
@@ -126,7 +133,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       sync.stop()
       geo.close()
       await admin?.close()
-      await server.close()
+      await running.close()
       await store.close()
     },
   }

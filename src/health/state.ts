@@ -12,7 +12,7 @@ export interface EndpointStatus {
   readonly up?: boolean
   /** Operator weight override; undefined = the configured weight. */
   readonly weight?: number
-  /** Drained endpoints get weight 0: answered only when nothing else is up. */
+  /** Drained endpoints are out of rotation (weight 0): answered only when nothing else is up. */
   readonly drained?: boolean
   /** Operator force: beats every check result. */
   readonly forced?: 'up' | 'down'
@@ -104,7 +104,12 @@ function makeView(
   const get = (e: Endpoint): EndpointStatus | undefined =>
     status.size === 0 ? undefined : status.get(statusKey(zoneKey, e.name))
   return {
-    up: (e) => isUp(get(e)),
+    // A drained endpoint is out of rotation: pool-level steps move on as if it were down, and
+    // only the all-down fail-open brings it back (weight 0 = never unless all else is down).
+    up: (e) => {
+      const st = get(e)
+      return isUp(st) && st?.drained !== true
+    },
     weight: (e) => {
       const s = get(e)
       if (s === undefined) return e.weight

@@ -439,7 +439,7 @@ export class ProbeScheduler {
       c.abort(timeoutReason())
       this.#finish(e, TIMEOUT_RESULT, now)
     }
-    for (let e = this.#due.peek(); e !== undefined && e.due <= now; e = this.#due.peek()) {
+    for (let e = this.#due.peek(); e !== undefined && e.due <= now + 0; e = this.#due.peek()) {
       this.#due.pop()
       if (this.#inFlight < this.#maxInFlight) this.#start(e, now)
       else {

@@ -1,0 +1,251 @@
+/**
+ * Several instances against one Redis, as operators run them: two `gslb serve` processes and
+ * `gslb probe` workers, a real redis-server on a free loopback port, and real HTTP backends on
+ * 127.0.0.1 that the test switches up and down and slows. Answers are read with dig.
+ */
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { createServer as createTcpServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { RedisStore } from '../../src/state/redis.ts'
+import { dig } from '../helpers/dig.ts'
+import { hasRedis, startRedis, type TestRedis } from '../helpers/redis.ts'
+
+const run = promisify(execFile)
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
+const ROOT = new URL('../../', import.meta.url).pathname
+const INTERVAL_MS = 400
+const FALL = 2
+/** The issue's bound: fall x interval + 1 s, plus the checks' 10% jitter and one timeout. */
+const DETECT_BOUND_MS = FALL * INTERVAL_MS * 1.1 + 300 + 1000
+
+interface Backend {
+  readonly port: number
+  up: boolean
+  delayMs: number
+  readonly server: Server
+}
+
+async function backend(): Promise<Backend> {
+  const b = { up: true, delayMs: 0 } as Backend
+  const server = createServer((_req, res) => {
+    setTimeout(() => res.writeHead(b.up ? 200 : 503).end(b.up ? 'ok' : 'down'), b.delayMs)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  Object.assign(b, { server, port: (server.address() as { port: number }).port })
+  return b
+}
+
+async function freePort(): Promise<number> {
+  const s = createTcpServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+function spawnCli(args: string[]): { child: ChildProcess; log: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  return { child, log: () => out }
+}
+
+async function until<T>(what: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<{ value: T; ms: number }> {
+  const t0 = Date.now()
+  for (;;) {
+    const value = await what()
+    if (ok(value) || Date.now() - t0 > timeoutMs) return { value, ms: Date.now() - t0 }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe.skipIf(!hasRedis)('two instances, probers and one Redis', () => {
+  let redis: TestRedis
+  let dir: string
+  let a: Backend
+  let b: Backend
+  const dnsPorts: number[] = []
+  const procs: Array<{ child: ChildProcess; log: () => string }> = []
+  let probers: Array<{ child: ChildProcess; log: () => string }> = []
+
+  const answers = async (port: number, name: string): Promise<string[]> =>
+    (await dig('127.0.0.1', port, '+short', `${name}.cluster.example`, 'A')).raw.trim().split('\n').filter(Boolean).sort()
+  const both = async (name: string): Promise<string[][]> => Promise.all(dnsPorts.map((p) => answers(p, name)))
+  const gslb = async (...args: string[]) => run(process.execPath, [CLI, ...args], { cwd: ROOT })
+
+  beforeAll(async () => {
+    redis = await startRedis()
+    a = await backend()
+    b = await backend()
+    dir = mkdtempSync(join(tmpdir(), 'gslb-cluster-'))
+    const check = (port: number) =>
+      `{ type: http, address: 127.0.0.1, port: ${port}, path: /health, interval: ${INTERVAL_MS}ms, timeout: 300ms, rise: 2, fall: ${FALL} }`
+    writeFileSync(
+      join(dir, 'cluster.example.yaml'),
+      `zone: cluster.example
+records: |
+  @   3600 SOA ns1 hostmaster 1 7200 3600 1209600 5
+  @   3600 NS  ns1
+  ns1 3600 A   192.0.2.53
+checks:
+  a: ${check(a.port)}
+  b: ${check(b.port)}
+pools:
+  a: { check: a, endpoints: { a-1: 192.0.2.11 } }
+  b: { check: b, endpoints: { b-1: 192.0.2.21 } }
+services:
+  www: { ttl: 5, pools: [a, b], chain: [failover, weighted] }
+  multi: { ttl: 5, pools: [a, b], chain: [{ first: 8 }] }
+  fast:
+    ttl: 5
+    pools: [a, b]
+    chain:
+      - latency: { default: test, hysteresis: 0.3 }
+      - { first: 1 }
+`,
+    )
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort()
+      dnsPorts.push(port)
+      const p = spawnCli(['serve', '--zones', dir, '--listen', `127.0.0.1:${port}`, '--redis', redis.url, '--admin', 'off', '--slow-start', '0', '--log-level', 'info'])
+      procs.push(p)
+    }
+    probers = [
+      spawnCli(['probe', '--zones', dir, '--redis', redis.url, '--region', 'test', '--id', 'p1']),
+      spawnCli(['probe', '--zones', dir, '--redis', redis.url, '--region', 'test', '--id', 'p2']),
+    ]
+    procs.push(...probers)
+    for (const p of procs.slice(0, 2)) await until(async () => p.log(), (l) => l.includes('listening on UDP and TCP'), 10_000)
+    // Both instances see both endpoints up once the probers reported.
+    await until(() => both('multi'), (r) => r.every((x) => x.length === 2), 10_000)
+  }, 60_000)
+
+  afterAll(async () => {
+    for (const p of procs) p.child.kill('SIGKILL')
+    await redis?.stop()
+    a?.server.close()
+    b?.server.close()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('both instances stop answering a dead backend within fall x interval + 1 s, and take it back', async () => {
+    expect(await both('www')).toEqual([['192.0.2.11'], ['192.0.2.11']])
+    a.up = false
+    const gone = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.21'), 10_000)
+    expect(gone.value).toEqual([['192.0.2.21'], ['192.0.2.21']])
+    expect(gone.ms).toBeLessThan(DETECT_BOUND_MS)
+    a.up = true
+    const back = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 10_000)
+    expect(back.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
+  }, 30_000)
+
+  it('keeps answering from the last view while Redis is down, and resynchronises after', async () => {
+    a.up = false
+    await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.21'), 10_000)
+    await redis.stop()
+    for (let i = 0; i < 5; i++) {
+      expect(await both('www')).toEqual([['192.0.2.21'], ['192.0.2.21']])
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    a.up = true
+    await redis.restart()
+    // Redis came back empty (no persistence): instances re-read, probers write again, a returns.
+    const back = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 15_000)
+    expect(back.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
+    expect(procs[0]!.log()).toContain('state store unreachable')
+  }, 40_000)
+
+  it('a drain from the CLI reaches both instances within 1 s', async () => {
+    await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 10_000)
+    const t0 = Date.now()
+    await gslb('drain', 'a-1', '--redis', redis.url, '--zones', dir, '--for', '1m', '--why', 'test')
+    const drained = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.21'), 5_000)
+    expect(drained.value).toEqual([['192.0.2.21'], ['192.0.2.21']])
+    expect(Date.now() - t0).toBeLessThan(1000 + 500) // 1 s, plus the CLI process start
+    await gslb('undrain', 'a-1', '--redis', redis.url, '--zones', dir)
+    await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 5_000)
+    const { stdout } = await gslb('status', '--redis', redis.url, '--zones', dir, '--audit')
+    expect(stdout).toMatch(/cluster\.example\/a-1\s+drain until/)
+    expect(stdout).toMatch(/generation \d+, stale/)
+  }, 30_000)
+
+  it('shows both live instances serving the same generation', async () => {
+    const { stdout } = await gslb('status', '--redis', redis.url, '--zones', dir, '--json')
+    const report = JSON.parse(stdout) as { generation: number; instances: Array<{ generation: number }> }
+    expect(report.instances).toHaveLength(2)
+    const gens = await until(
+      async () => {
+        const r = JSON.parse((await gslb('status', '--redis', redis.url, '--zones', dir, '--json')).stdout) as typeof report
+        return r.instances.map((i) => i.generation)
+      },
+      (g) => g.length === 2 && g[0] === g[1],
+      5_000,
+    )
+    expect(gens.value[0]).toBe(gens.value[1])
+  }, 20_000)
+
+  it('answers the faster pool by latency, switches when delays swap, and does not flap on small differences', async () => {
+    a.delayMs = 15
+    b.delayMs = 120
+    const first = await until(() => both('fast'), (r) => r.every((x) => x[0] === '192.0.2.11'), 10_000)
+    expect(first.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
+    a.delayMs = 120
+    b.delayMs = 15
+    const swapped = await until(() => both('fast'), (r) => r.every((x) => x[0] === '192.0.2.21'), 15_000)
+    expect(swapped.value).toEqual([['192.0.2.21'], ['192.0.2.21']])
+    // a is now only slightly slower than b: the 30% hysteresis keeps b.
+    a.delayMs = 20
+    b.delayMs = 25
+    for (let i = 0; i < 8; i++) {
+      expect(await both('fast')).toEqual([['192.0.2.21'], ['192.0.2.21']])
+      await new Promise((r) => setTimeout(r, 400))
+    }
+    a.delayMs = 0
+    b.delayMs = 0
+  }, 40_000)
+
+  it('another prober of the region takes over the targets of one that dies', async () => {
+    const store = new RedisStore({ url: redis.url })
+    try {
+      await store.ready()
+      const owners = async (): Promise<string[]> => {
+        const d = await store.load()
+        return [...(d.probes.get('test')?.values() ?? [])].filter((r) => r.expiresAt > Date.now()).map((r) => r.prober)
+      }
+      const before = await until(owners, (o) => o.length === 2, 10_000)
+      expect(before.value).toHaveLength(2)
+      // Kill a prober that owns something, so the takeover is real whatever the hashing chose.
+      const victimId = before.value[0]!
+      const survivorId = victimId === 'p1' ? 'p2' : 'p1'
+      probers[victimId === 'p1' ? 0 : 1]!.child.kill('SIGKILL')
+      const killedAt = Date.now()
+      const after = await until(
+        async () => {
+          const d = await store.load()
+          return [...(d.probes.get('test')?.values() ?? [])].filter((r) => r.at > killedAt).map((r) => r.prober)
+        },
+        (o) => o.length === 2 && o.every((p) => p === survivorId),
+        15_000,
+      )
+      expect(after.value).toEqual([survivorId, survivorId])
+      // Answers still follow health with one prober left.
+      b.up = false
+      const moved = await until(() => both('multi'), (r) => r.every((x) => x.length === 1 && x[0] === '192.0.2.11'), 10_000)
+      expect(moved.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
+      b.up = true
+    } finally {
+      await store.close()
+    }
+  }, 40_000)
+})
