@@ -35,6 +35,27 @@ export function instanceName(): string {
   return `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`
 }
 
+/** The configured store: Redis (URL, Sentinel or Cluster) when any is given, else in memory. */
+export function stateStore(cfg: ServeConfig, log: Logger): StateStore {
+  if (cfg.redisCluster) {
+    return RedisStore.cluster(cfg.redisCluster, {}, cfg.redisPrefix === 'gslb:' ? '{gslb}:' : cfg.redisPrefix, log)
+  }
+  if (cfg.redisSentinel) {
+    const { sentinels, name, password } = cfg.redisSentinel
+    return new RedisStore({
+      prefix: cfg.redisPrefix,
+      log,
+      options: {
+        sentinels: sentinels.map((s) => ({ ...s })),
+        name,
+        ...(password ? { password, sentinelPassword: password } : {}),
+      },
+    })
+  }
+  if (cfg.redis) return new RedisStore({ url: cfg.redis, prefix: cfg.redisPrefix, log })
+  return new MemoryStore()
+}
+
 export function zonePools(table: ZoneTable): ZonePools[] {
   return table.zones.map((z) => ({ zone: z.stateKey, pools: z.pools }))
 }
@@ -46,9 +67,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
   geo.watch()
 
   const instanceId = instanceName()
-  const store: StateStore = cfg.redis
-    ? new RedisStore({ url: cfg.redis, prefix: cfg.redisPrefix, log })
-    : new MemoryStore()
+  const store = stateStore(cfg, log)
   const health = new HealthStore()
   let server: RunningServer | undefined
   const table = (): ZoneTable => server?.zones.table ?? EMPTY_TABLE
@@ -90,17 +109,18 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
   sync.rebuild()
 
   // Embedded mode probes in-process; with Redis, `gslb probe` workers do it.
-  const prober = cfg.redis
-    ? undefined
-    : startProber({
-        targets: () => table().zones.flatMap((z) => z.probes),
-        store,
-        vantage: cfg.region,
-        prober: instanceId,
-        log,
-        // Alone in its vantage, this prober needs no membership churn: heartbeat rarely.
-        heartbeatMs: 5000,
-      })
+  const prober =
+    store.kind === 'redis'
+      ? undefined
+      : startProber({
+          targets: () => table().zones.flatMap((z) => z.probes),
+          store,
+          vantage: cfg.region,
+          prober: instanceId,
+          log,
+          // Alone in its vantage, this prober needs no membership churn: heartbeat rarely.
+          heartbeatMs: 5000,
+        })
   onZones = () => {
     prober?.reload()
     sync.rebuild()

@@ -30,6 +30,10 @@ export interface ServeConfig {
   readonly geoip: readonly string[]
   /** Shared state; undefined = embedded mode (in-memory state, probes run in-process). */
   readonly redis: string | undefined
+  /** Redis Sentinel (config file `redisSentinel: { sentinels: [host:port, ...], name, password? }`). */
+  readonly redisSentinel: RedisSentinel | undefined
+  /** Redis Cluster seed nodes (config file `redisCluster: [host:port, ...]`). */
+  readonly redisCluster: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
   readonly redisPrefix: string
   /** Vantage region of the in-process prober (embedded mode). */
   readonly region: string
@@ -43,6 +47,39 @@ export interface ServeConfig {
 }
 
 export const DEFAULT_ADMIN = '127.0.0.1:5380'
+
+export interface RedisSentinel {
+  readonly sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  readonly name: string
+  readonly password: string | undefined
+}
+
+function hostPorts(v: unknown, what: string): Array<{ host: string; port: number }> {
+  if (!Array.isArray(v) || v.length === 0) throw new ConfigError(`${what}: expected a list of host:port`)
+  return v.map((x) => {
+    const m = typeof x === 'string' ? /^(.+):(\d+)$/.exec(x) : null
+    const port = Number(m?.[2])
+    if (!m || !Number.isInteger(port) || port < 1 || port > 65535)
+      throw new ConfigError(`${what}: expected host:port, got ${JSON.stringify(x)}`)
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
+  })
+}
+
+function sentinel(v: unknown, where: string): RedisSentinel | undefined {
+  if (v === undefined) return undefined
+  if (!isObj(v)) throw new ConfigError(`${where}: redisSentinel: expected { sentinels: [host:port], name }`)
+  for (const k of Object.keys(v)) {
+    if (!['sentinels', 'name', 'password'].includes(k))
+      throw new ConfigError(`${where}: redisSentinel.${k}: unknown; known: sentinels, name, password`)
+  }
+  const name = v['name']
+  if (typeof name !== 'string' || name === '')
+    throw new ConfigError(`${where}: redisSentinel.name: expected the master name`)
+  const password = v['password']
+  if (password !== undefined && typeof password !== 'string')
+    throw new ConfigError(`${where}: redisSentinel.password: expected text`)
+  return { sentinels: hostPorts(v['sentinels'], `${where}: redisSentinel.sentinels`), name, password }
+}
 
 /** `majority` (default), `any`, `all`, or a number of vantages. */
 export function parseQuorum(text: string): Quorum {
@@ -116,6 +153,8 @@ const FILE_KEYS = [
   'watch',
   'geoip',
   'redis',
+  'redisSentinel',
+  'redisCluster',
   'redisPrefix',
   'region',
   'quorum',
@@ -216,6 +255,9 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     watch: flags['no-watch'] ? false : (watchFile ?? true),
     geoip: flags.geoip?.length ? flags.geoip : geoipList(file['geoip'], where),
     redis: str(flags.redis ?? file['redis'], 'redis'),
+    redisSentinel: sentinel(file['redisSentinel'], where),
+    redisCluster:
+      file['redisCluster'] === undefined ? undefined : hostPorts(file['redisCluster'], `${where}: redisCluster`),
     redisPrefix: str(flags['redis-prefix'] ?? file['redisPrefix'], 'redis prefix') ?? 'gslb:',
     region: str(flags.region ?? file['region'], 'region') ?? 'local',
     quorum: parseQuorum(str(flags.quorum ?? file['quorum'], 'quorum') ?? 'majority'),

@@ -22,6 +22,12 @@ export interface ZonePools {
 }
 
 export interface BuildOptions {
+  /**
+   * The moment probe reports are judged fresh or stale at. Normally now; while the state store is
+   * unreachable, the time of the last successful read, so the last known view does not age into
+   * "unknown, hence up" behind the operator's back (that is what fail-open is for).
+   */
+  readonly reportsAsOf?: number | undefined
   readonly quorum: Quorum
   /** Ramp a recovered endpoint's weight from 10% to 100% over this long (0 = off). */
   readonly slowStartMs: number
@@ -47,10 +53,11 @@ export function buildSnapshot(
   previous: HealthSnapshot | undefined,
 ): BuildResult {
   let timeSensitive = false
+  const asOf = opts.reportsAsOf ?? now
   const active = new Map<TargetId, { up: number; down: number; load: number | undefined }>()
   for (const reports of data.probes.values()) {
     for (const [id, r] of reports) {
-      if (r.expiresAt <= now) continue
+      if (r.expiresAt <= asOf) continue
       timeSensitive = true
       let a = active.get(id)
       if (!a) {
@@ -109,7 +116,7 @@ export function buildSnapshot(
         let best = Number.POSITIVE_INFINITY
         for (const e of pool.endpoints) {
           const r = reports.get(`${zone}|${e.name}`)
-          if (r?.up && r.expiresAt > now && r.rttMs !== undefined && r.rttMs < best) best = r.rttMs
+          if (r?.up && r.expiresAt > asOf && r.rttMs !== undefined && r.rttMs < best) best = r.rttMs
         }
         if (best !== Number.POSITIVE_INFINITY) rtts.push([zone, pool.name, vantage, best])
       }

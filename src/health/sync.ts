@@ -135,7 +135,17 @@ export class HealthSync {
   /** Rebuilds from the last data (after a zone reload, or as time passes). */
   rebuild(): void {
     if (!this.#data || this.#failedOpen) return
-    const r = buildSnapshot(this.#data, this.#zones(), Date.now(), this.#opts, this.#recovered, this.#health.current)
+    const now = Date.now()
+    // While the store is unreachable, judge report freshness as of the last read: keep the view.
+    const reportsAsOf = this.#store.connected ? now : this.#lastSync
+    const r = buildSnapshot(
+      this.#data,
+      this.#zones(),
+      now,
+      { ...this.#opts, reportsAsOf },
+      this.#recovered,
+      this.#health.current,
+    )
     this.#timeSensitive = r.timeSensitive
     this.#health.replace(r.snapshot)
   }

@@ -101,8 +101,14 @@ export class MemoryStore implements StateStore {
       stored = new Map()
       this.#probes.set(vantage, stored)
     }
-    for (const [target, status] of reports) stored.set(target, status)
-    this.#changed()
+    const now = Date.now()
+    let changed = false
+    for (const [target, status] of reports) {
+      const prev = stored.get(target)
+      if (prev === undefined || prev.up !== status.up || prev.expiresAt <= now) changed = true
+      stored.set(target, status)
+    }
+    this.#changed(changed)
   }
 
   async setOverride(target: TargetId, override: Override | undefined, audit: AuditEntry): Promise<void> {
@@ -168,8 +174,9 @@ export class MemoryStore implements StateStore {
     }
   }
 
-  #changed(): void {
-    this.#generation++
+  /** Listeners always hear of a write; the generation only moves when health really changed. */
+  #changed(bump = true): void {
+    if (bump) this.#generation++
     // Asynchronous like a Redis notification, so a listener that calls load() never runs inside
     // the writer's call stack and both stores order events the same way.
     queueMicrotask(() => {

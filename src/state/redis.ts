@@ -50,7 +50,6 @@ export interface RedisStoreOptions {
   readonly firstConnectWaitMs?: number | undefined
 }
 
-/** The store could not reach Redis or Redis refused a command. The instance keeps its last view. */
 /** Every key and channel name, from one prefix. The only place the schema is spelled out in code. */
 export function redisKeys(prefix: string) {
   return {
@@ -95,6 +94,19 @@ const DEFAULT_FIRST_CONNECT_WAIT_MS = 2_000
  * write reports of different lifetimes; a short-lived batch must not cut the ttl that keeps
  * another prober's longer-lived reports.
  */
+const BUMP_IF_CHANGED = `
+local now = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if not old then return redis.call('INCR', KEYS[2]) end
+  local ou = string.match(old, '"up":(%a+)')
+  local nu = string.match(ARGV[i + 1], '"up":(%a+)')
+  local oe = tonumber(string.match(old, '"expiresAt":(%d+)') or '0')
+  if ou ~= nu or oe <= now then return redis.call('INCR', KEYS[2]) end
+end
+return 0`
+
+/** Bumps the generation when a report is new, changes up/down, or replaces an expired one. */
 const EXTEND_TTL = `
 local ttl = tonumber(ARGV[1])
 local cur = redis.call('PTTL', KEYS[1])
@@ -326,12 +338,14 @@ export class RedisStore implements StateStore {
     // 3x the longest lifetime: a prober that missed a write or two keeps its key; a dead
     // vantage's whole hash vanishes soon after its reports went stale.
     const ttl = Math.max(1, Math.ceil(3 * longest))
+    // Refreshes of unchanged reports are published (readers need the new expiry) but do not move
+    // the generation, so instances that loaded at different refreshes report the same one.
     const tx = client
       .multi()
       .sadd(k.vantages, vantage)
+      .eval(BUMP_IF_CHANGED, 2, key, k.generation, String(now), ...fields)
       .hset(key, ...fields)
       .eval(EXTEND_TTL, 1, key, String(ttl))
-      .incr(k.generation)
       .publish(k.changed, 'probes')
     await this.#exec(tx, 'writeProbes')
   }

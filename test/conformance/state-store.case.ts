@@ -139,6 +139,17 @@ export function runStateStoreCases(name: string, make: () => Promise<StoreFixtur
       expect(b).toEqual(a)
     })
 
+    it('keeps the generation when probe reports are only refreshed, and moves it when health changes', async () => {
+      await store.writeProbes('eu-central', [[EU1, probeStatus({ up: true })]])
+      const g1 = (await store.load()).generation
+      await store.writeProbes('eu-central', [[EU1, probeStatus({ up: true, at: Date.now() + 1 })]])
+      const refreshed = await store.load()
+      expect(refreshed.generation).toBe(g1)
+      expect(refreshed.probes.get('eu-central')?.get(EU1)?.at).toBeGreaterThan(0)
+      await store.writeProbes('eu-central', [[EU1, probeStatus({ up: false })]])
+      expect((await store.load()).generation).toBeGreaterThan(g1)
+    })
+
     it('a loaded view does not change when the store is written afterwards', async () => {
       await store.writeProbes('eu-central', [[EU1, probeStatus()]])
       await store.setOverride(EU1, { weight: 5 }, auditEntry('weight', EU1))

@@ -93,6 +93,47 @@ describe('gslb check', () => {
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/ok: zones\/example\.com\.yaml: example\.com\. serial \d+/)
     expect(r.stdout).toMatch(/ok: zones\/example\.net\.zone: example\.net\./)
+    expect(r.stdout).toMatch(
+      /budget: failover\.example\.com\. worst case 27s = detection 5\.4s \+ propagation 1\.5s \+ TTL 20s/,
+    )
+    expect(r.stdout).toMatch(/golden tests: \d+ passed/)
+    expect(r.stdout).not.toContain('warning')
+  })
+
+  it('warns when a service cannot fail over within its declared target, and fails a broken golden test', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-budget-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(
+      join(dir, 'slow.example.yaml'),
+      [
+        'zone: slow.example',
+        'records: |',
+        '  @ 3600 SOA ns1 h 1 2 3 4 5',
+        '  @ 3600 NS ns1',
+        '  ns1 A 192.0.2.1',
+        'checks:',
+        '  c: { type: tcp, address: 127.0.0.1, port: 9, interval: 30s, timeout: 5s, fall: 3 }',
+        'pools:',
+        '  p: { check: c, endpoints: { p-1: 192.0.2.11 } }',
+        '  q: { endpoints: { q-1: 192.0.2.21 } }',
+        'services:',
+        '  www:',
+        '    pools: [p, q]',
+        '    chain: [failover, weighted]',
+        '    failoverTarget: 30',
+        '    tests:',
+        '      - { client: 198.51.100.1, expectPool: q }',
+        '',
+      ].join('\n'),
+    )
+    const r = await gslb('check', dir)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(
+      /warning: .*slow\.example\.yaml:12: www\.slow\.example\. failover budget .* exceeds its target 30s/,
+    )
+    expect(r.stdout).toMatch(
+      /error: .*slow\.example\.yaml:17: test of www\.slow\.example\.: expected pool q, got p-1 \(pool p\)/,
+    )
   })
 
   it('prints every error with file, line and field and exits non-zero', async () => {

@@ -61,7 +61,11 @@ function spawnCli(args: string[]): { child: ChildProcess; log: () => string } {
   return { child, log: () => out }
 }
 
-async function until<T>(what: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<{ value: T; ms: number }> {
+async function until<T>(
+  what: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs: number,
+): Promise<{ value: T; ms: number }> {
   const t0 = Date.now()
   for (;;) {
     const value = await what()
@@ -80,7 +84,11 @@ describe.skipIf(!hasRedis)('two instances, probers and one Redis', () => {
   let probers: Array<{ child: ChildProcess; log: () => string }> = []
 
   const answers = async (port: number, name: string): Promise<string[]> =>
-    (await dig('127.0.0.1', port, '+short', `${name}.cluster.example`, 'A')).raw.trim().split('\n').filter(Boolean).sort()
+    (await dig('127.0.0.1', port, '+short', `${name}.cluster.example`, 'A')).raw
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .sort()
   const both = async (name: string): Promise<string[][]> => Promise.all(dnsPorts.map((p) => answers(p, name)))
   const gslb = async (...args: string[]) => run(process.execPath, [CLI, ...args], { cwd: ROOT })
 
@@ -118,7 +126,21 @@ services:
     for (let i = 0; i < 2; i++) {
       const port = await freePort()
       dnsPorts.push(port)
-      const p = spawnCli(['serve', '--zones', dir, '--listen', `127.0.0.1:${port}`, '--redis', redis.url, '--admin', 'off', '--slow-start', '0', '--log-level', 'info'])
+      const p = spawnCli([
+        'serve',
+        '--zones',
+        dir,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--redis',
+        redis.url,
+        '--admin',
+        'off',
+        '--slow-start',
+        '0',
+        '--log-level',
+        'info',
+      ])
       procs.push(p)
     }
     probers = [
@@ -126,9 +148,18 @@ services:
       spawnCli(['probe', '--zones', dir, '--redis', redis.url, '--region', 'test', '--id', 'p2']),
     ]
     procs.push(...probers)
-    for (const p of procs.slice(0, 2)) await until(async () => p.log(), (l) => l.includes('listening on UDP and TCP'), 10_000)
+    for (const p of procs.slice(0, 2))
+      await until(
+        async () => p.log(),
+        (l) => l.includes('listening on UDP and TCP'),
+        10_000,
+      )
     // Both instances see both endpoints up once the probers reported.
-    await until(() => both('multi'), (r) => r.every((x) => x.length === 2), 10_000)
+    await until(
+      () => both('multi'),
+      (r) => r.every((x) => x.length === 2),
+      10_000,
+    )
   }, 60_000)
 
   afterAll(async () => {
@@ -142,67 +173,157 @@ services:
   it('both instances stop answering a dead backend within fall x interval + 1 s, and take it back', async () => {
     expect(await both('www')).toEqual([['192.0.2.11'], ['192.0.2.11']])
     a.up = false
-    const gone = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.21'), 10_000)
+    const gone = await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.21'),
+      10_000,
+    )
     expect(gone.value).toEqual([['192.0.2.21'], ['192.0.2.21']])
     expect(gone.ms).toBeLessThan(DETECT_BOUND_MS)
     a.up = true
-    const back = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 10_000)
+    const back = await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
+      10_000,
+    )
     expect(back.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
   }, 30_000)
 
   it('keeps answering from the last view while Redis is down, and resynchronises after', async () => {
     a.up = false
-    await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.21'), 10_000)
+    await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.21'),
+      10_000,
+    )
     await redis.stop()
-    for (let i = 0; i < 5; i++) {
+    // Well past the reports' own lifetime (3 intervals): the last view must not age into "unknown".
+    for (let i = 0; i < 10; i++) {
       expect(await both('www')).toEqual([['192.0.2.21'], ['192.0.2.21']])
-      await new Promise((r) => setTimeout(r, 200))
+      await new Promise((r) => setTimeout(r, 300))
     }
     a.up = true
     await redis.restart()
     // Redis came back empty (no persistence): instances re-read, probers write again, a returns.
-    const back = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 15_000)
+    const back = await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
+      15_000,
+    )
     expect(back.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
     expect(procs[0]!.log()).toContain('state store unreachable')
   }, 40_000)
 
+  it('starts a new instance from the stored view, and fails open after the stale limit when so configured', async () => {
+    a.up = false
+    await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.21'),
+      10_000,
+    )
+    const port = await freePort()
+    const third = spawnCli([
+      'serve',
+      '--zones',
+      dir,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--redis',
+      redis.url,
+      '--admin',
+      'off',
+      '--stale-after',
+      '1s',
+      '--stale-mode',
+      'fail-open',
+    ])
+    procs.push(third)
+    await until(
+      async () => third.log(),
+      (l) => l.includes('listening on UDP and TCP'),
+      10_000,
+    )
+    // Its very first answer already reflects the stored state: a is down.
+    expect(await answers(port, 'www')).toEqual(['192.0.2.21'])
+    await redis.stop()
+    const open = await until(
+      () => answers(port, 'www'),
+      (r) => r[0] === '192.0.2.11',
+      6_000,
+    )
+    expect(open.value).toEqual(['192.0.2.11'])
+    expect(third.log()).toContain('failing open')
+    // The default instances keep their last view.
+    expect(await both('www')).toEqual([['192.0.2.21'], ['192.0.2.21']])
+    a.up = true
+    await redis.restart()
+    await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
+      15_000,
+    )
+    third.child.kill('SIGKILL')
+  }, 40_000)
+
   it('a drain from the CLI reaches both instances within 1 s', async () => {
-    await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 10_000)
+    await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
+      10_000,
+    )
     const t0 = Date.now()
     await gslb('drain', 'a-1', '--redis', redis.url, '--zones', dir, '--for', '1m', '--why', 'test')
-    const drained = await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.21'), 5_000)
+    const drained = await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.21'),
+      5_000,
+    )
     expect(drained.value).toEqual([['192.0.2.21'], ['192.0.2.21']])
     expect(Date.now() - t0).toBeLessThan(1000 + 500) // 1 s, plus the CLI process start
     await gslb('undrain', 'a-1', '--redis', redis.url, '--zones', dir)
-    await until(() => both('www'), (r) => r.every((x) => x[0] === '192.0.2.11'), 5_000)
-    const { stdout } = await gslb('status', '--redis', redis.url, '--zones', dir, '--audit')
-    expect(stdout).toMatch(/cluster\.example\/a-1\s+drain until/)
-    expect(stdout).toMatch(/generation \d+, stale/)
-  }, 30_000)
-
-  it('shows both live instances serving the same generation', async () => {
-    const { stdout } = await gslb('status', '--redis', redis.url, '--zones', dir, '--json')
-    const report = JSON.parse(stdout) as { generation: number; instances: Array<{ generation: number }> }
-    expect(report.instances).toHaveLength(2)
-    const gens = await until(
-      async () => {
-        const r = JSON.parse((await gslb('status', '--redis', redis.url, '--zones', dir, '--json')).stdout) as typeof report
-        return r.instances.map((i) => i.generation)
-      },
-      (g) => g.length === 2 && g[0] === g[1],
+    await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
       5_000,
     )
-    expect(gens.value[0]).toBe(gens.value[1])
-  }, 20_000)
+    const { stdout } = await gslb('status', '--redis', redis.url, '--zones', dir, '--audit')
+    expect(stdout).toMatch(/cluster\.example\/a-1\s+drain until/)
+    expect(stdout).toMatch(/cluster\.example\s+a\s+a-1\s+192\.0\.2\.11\s+up/)
+  }, 30_000)
+
+  it('shows every live instance with the generation it serves, all alike', async () => {
+    type Report = { generation: number; instances: Array<{ generation: number }> }
+    const status = async (): Promise<Report> =>
+      JSON.parse((await gslb('status', '--redis', redis.url, '--zones', dir, '--json')).stdout) as Report
+    // Heartbeats come every 2 s and expire after 6 s: the killed third instance drops out, and after
+    // a Redis restart the survivors reappear.
+    const r = await until(
+      status,
+      (x) => x.instances.length === 2 && x.instances.every((i) => i.generation === x.generation),
+      15_000,
+    )
+    expect(r.value.instances).toHaveLength(2)
+    expect(r.value.instances.map((i) => i.generation)).toEqual([r.value.generation, r.value.generation])
+    const text = (await gslb('status', '--redis', redis.url, '--zones', dir)).stdout
+    expect(text).toMatch(/instances\n.*generation \d+, stale \ds/)
+  }, 30_000)
 
   it('answers the faster pool by latency, switches when delays swap, and does not flap on small differences', async () => {
     a.delayMs = 15
     b.delayMs = 120
-    const first = await until(() => both('fast'), (r) => r.every((x) => x[0] === '192.0.2.11'), 10_000)
+    const first = await until(
+      () => both('fast'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
+      10_000,
+    )
     expect(first.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
     a.delayMs = 120
     b.delayMs = 15
-    const swapped = await until(() => both('fast'), (r) => r.every((x) => x[0] === '192.0.2.21'), 15_000)
+    const swapped = await until(
+      () => both('fast'),
+      (r) => r.every((x) => x[0] === '192.0.2.21'),
+      15_000,
+    )
     expect(swapped.value).toEqual([['192.0.2.21'], ['192.0.2.21']])
     // a is now only slightly slower than b: the 30% hysteresis keeps b.
     a.delayMs = 20
@@ -241,7 +362,11 @@ services:
       expect(after.value).toEqual([survivorId, survivorId])
       // Answers still follow health with one prober left.
       b.up = false
-      const moved = await until(() => both('multi'), (r) => r.every((x) => x.length === 1 && x[0] === '192.0.2.11'), 10_000)
+      const moved = await until(
+        () => both('multi'),
+        (r) => r.every((x) => x.length === 1 && x[0] === '192.0.2.11'),
+        10_000,
+      )
       expect(moved.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
       b.up = true
     } finally {

@@ -74,6 +74,21 @@ describe('buildSnapshot', () => {
     expect(build(d).snapshot.view('example.com').up(eu1)).toBe(true)
   })
 
+  it('judges report freshness as of reportsAsOf, so a view kept through a store outage does not age', () => {
+    const d = data({ probes: { eu: { 'example.com|eu-1': report(false, { expiresAt: NOW + 1000 }) } } })
+    const later = NOW + 60_000
+    expect(
+      buildSnapshot(d, zones, later, { quorum: 'majority', slowStartMs: 0 }, new Map(), undefined)
+        .snapshot.view('example.com')
+        .up(eu1),
+    ).toBe(true)
+    expect(
+      buildSnapshot(d, zones, later, { quorum: 'majority', slowStartMs: 0, reportsAsOf: NOW }, new Map(), undefined)
+        .snapshot.view('example.com')
+        .up(eu1),
+    ).toBe(false)
+  })
+
   it('lets pushed state beat checks, and an operator force beat both', () => {
     const probes = { eu: { 'example.com|eu-1': report(true) } }
     const pushed = { 'example.com|eu-1': { up: false, until: NOW + 1000, source: 'alertmanager' } }

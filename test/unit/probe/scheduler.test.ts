@@ -145,9 +145,9 @@ describe('ProbeScheduler timing', () => {
       expect(starts.length).toBeLessThanOrEqual(38)
       for (let i = 1; i < starts.length; i++) gaps.push(starts[i]! - starts[i - 1]!)
     }
-    // The timer rounds up to whole milliseconds, hence the +1.
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(800)
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(1201)
+    // A wake-up may start a probe up to 5 ms early (coalescing), and the timer rounds up to whole ms.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(800 - 5)
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(1200 + 5 + 1)
     // Jitter is really applied: the gaps spread over most of the allowed range.
     expect(Math.max(...gaps) - Math.min(...gaps)).toBeGreaterThan(250)
     expect(s.stats().lateMsP99).toBeLessThanOrEqual(1)
@@ -364,8 +364,8 @@ describe('ProbeScheduler target changes and stop', () => {
     await vi.advanceTimersByTimeAsync(5_000)
     const startsA = check.startsOf(a.id).filter((t) => t > lastA)
     // a's next probe keeps to its old schedule (one jittered interval after its last one).
-    expect(startsA[0]! - lastA).toBeGreaterThanOrEqual(900)
-    expect(startsA[0]! - lastA).toBeLessThanOrEqual(1101)
+    expect(startsA[0]! - lastA).toBeGreaterThanOrEqual(900 - 5)
+    expect(startsA[0]! - lastA).toBeLessThanOrEqual(1100 + 5 + 1)
     expect(check.startsOf(b.id).filter((t) => t > changedAt)).toEqual([])
     expect(store.writes.filter((w) => w.at > changedAt + 100).flatMap((w) => w.batch.map(([id]) => id))).not.toContain(
       b.id,
