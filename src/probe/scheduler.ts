@@ -43,6 +43,12 @@ export interface ProbeSchedulerOptions {
   /** Uniform [0, 1) source for jitter and first-probe spread. Default `Math.random`. */
   readonly random?: (() => number) | undefined
   readonly log?: ProbeLogger | undefined
+  /**
+   * Reports live at least this long (default 0: three intervals). The worker sets it above the time
+   * a dead prober's share takes to move, so its last reports bridge the takeover instead of
+   * lapsing into "unknown, hence up".
+   */
+  readonly minReportLifetimeMs?: number | undefined
 }
 
 export interface ProbeSchedulerStats {
@@ -233,6 +239,7 @@ export class ProbeScheduler {
   readonly #run: RunCheck
   readonly #maxInFlight: number
   readonly #flushMs: number
+  readonly #minLifetimeMs: number
   readonly #now: () => number
   readonly #random: () => number
   readonly #log: ProbeLogger | undefined
@@ -286,6 +293,7 @@ export class ProbeScheduler {
     this.#run = options.run ?? runCheck
     this.#maxInFlight = maxInFlight
     this.#flushMs = flushMs
+    this.#minLifetimeMs = Math.max(0, options.minReportLifetimeMs ?? 0)
     this.#now = options.now ?? Date.now
     this.#random = options.random ?? Math.random
     this.#log = options.log
@@ -550,7 +558,7 @@ export class ProbeScheduler {
       error: h.lastError,
       load: h.load,
       at: now,
-      expiresAt: now + 3 * intervalOf(t),
+      expiresAt: now + Math.max(3 * intervalOf(t), this.#minLifetimeMs),
       prober: this.#prober,
     }
     this.#pending.set(t.id, status)

@@ -8,35 +8,12 @@
  * runs out and its targets are picked up by the others at their next heartbeat.
  */
 
+import { fmix32, hashString } from '../hash.ts'
 import type { StateStore, TargetId } from '../state/types.ts'
-
-/** 32-bit FNV-1a over UTF-16 code units, continuing from `h` (so a pair hashes as one string). */
-function fnv1a(s: string, h: number): number {
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h
-}
-
-/**
- * murmur3's finaliser: FNV-1a alone has weak high bits, and rendezvous compares whole scores,
- * so a poor mix would skew how many targets each prober gets.
- */
-function fmix32(h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
-
-const FNV_OFFSET = 0x811c9dc5
 
 /** The score of one (target, prober) pair; the separator keeps `a|b`+`c` apart from `a`+`|bc`. */
 function score(targetHash: number, prober: string): number {
-  return fmix32(fnv1a(prober, Math.imul(targetHash ^ 0xff, 0x01000193)))
+  return fmix32(hashString(prober, Math.imul(targetHash ^ 0xff, 0x01000193)))
 }
 
 /**
@@ -44,7 +21,7 @@ function score(targetHash: number, prober: string): number {
  * go to the lexically smaller prober id, so every prober still agrees.
  */
 export function owner(id: TargetId, probers: readonly string[]): string | undefined {
-  const th = fnv1a(id, FNV_OFFSET)
+  const th = hashString(id)
   let best: string | undefined
   let bestScore = -1
   for (const p of probers) {

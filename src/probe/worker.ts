@@ -60,6 +60,9 @@ export function startProber(options: ProberOptions): Prober {
     run: options.run,
     maxInFlight: options.maxInFlight,
     flushMs: options.flushMs,
+    // A dead prober is noticed after its TTL (3 heartbeats) plus one of our heartbeats; the new
+    // owner then needs its first probe. Reports outlive that, so health never lapses meanwhile.
+    minReportLifetimeMs: 4 * heartbeatMs + 2 * options.targets().reduce((m, t) => Math.max(m, t.check.intervalMs), 0),
     log,
   })
   let all: readonly ProbeTarget[] = options.targets()

@@ -30,6 +30,7 @@ import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { seededRandom } from '../../src/policy/random.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')
 const ZONES_DIR = 'test/bench/zones'
@@ -209,17 +210,8 @@ function parseOptions(argv: string[]): Options | 'help' {
 // ---------------------------------------------------------------------------------------------
 // Query files
 
-/** Small deterministic PRNG (mulberry32) so the mix file is the same on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared deterministic PRNG (mulberry32) so the mix file is the same on every machine. */
+const prng = seededRandom
 
 function queryFiles(): Record<string, string[]> {
   const staticA = ['www', 'api', 'cdn', 'static'].map((n) => `${n}.${ZONE} A`)

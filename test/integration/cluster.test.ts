@@ -346,11 +346,23 @@ services:
       }
       const before = await until(owners, (o) => o.length === 2, 10_000)
       expect(before.value).toHaveLength(2)
-      // Kill a prober that owns something, so the takeover is real whatever the hashing chose.
-      const victimId = before.value[0]!
+      // b goes down first; then the prober that watches b dies. Its last report must bridge the
+      // takeover: b may not come back into the answers while nobody is probing it.
+      b.up = false
+      await until(
+        () => both('multi'),
+        (r) => r.every((x) => x.length === 1 && x[0] === '192.0.2.11'),
+        10_000,
+      )
+      const bReport = (await store.load()).probes.get('test')?.get('cluster.example|b-1')
+      const victimId = bReport!.prober
       const survivorId = victimId === 'p1' ? 'p2' : 'p1'
       probers[victimId === 'p1' ? 0 : 1]!.child.kill('SIGKILL')
       const killedAt = Date.now()
+      while (Date.now() - killedAt < 4_000) {
+        expect(await both('multi')).toEqual([['192.0.2.11'], ['192.0.2.11']])
+        await new Promise((r) => setTimeout(r, 200))
+      }
       const after = await until(
         async () => {
           const d = await store.load()
@@ -360,15 +372,16 @@ services:
         15_000,
       )
       expect(after.value).toEqual([survivorId, survivorId])
-      // Answers still follow health with one prober left.
-      b.up = false
-      const moved = await until(
+      b.up = true
+      const back = await until(
         () => both('multi'),
-        (r) => r.every((x) => x.length === 1 && x[0] === '192.0.2.11'),
+        (r) => r.every((x) => x.length === 2),
         10_000,
       )
-      expect(moved.value).toEqual([['192.0.2.11'], ['192.0.2.11']])
-      b.up = true
+      expect(back.value).toEqual([
+        ['192.0.2.11', '192.0.2.21'],
+        ['192.0.2.11', '192.0.2.21'],
+      ])
     } finally {
       await store.close()
     }
