@@ -24,7 +24,7 @@ import { failoverBudget } from './policy/budget.ts'
 import { runGoldenTests } from './policy/golden.ts'
 import type { ProbeTarget } from './probe/types.ts'
 import { startProber } from './probe/worker.ts'
-import { instanceName, serve as runServe } from './serve.ts'
+import { guardedCheck, instanceName, serve as runServe } from './serve.ts'
 import type { QueryObserver } from './server/observer.ts'
 import { RedisStore } from './state/redis.ts'
 import type { AuditEntry, StateStore } from './state/types.ts'
@@ -62,6 +62,8 @@ serve options:
   --stale-mode MODE         keep (default) the last view, or fail-open (treat all as up)
   --admin ADDR:PORT|off     admin HTTP endpoint (default 127.0.0.1:5380)
   --admin-token TOKEN       require Authorization: Bearer TOKEN on the admin endpoint
+  --probe-allow CIDR        let probes reach this network even if a default deny covers it
+  --probe-deny CIDR         never probe this network (also for gslb probe); repeatable
 
 TARGET is an endpoint name, zone/endpoint, or pool:NAME (all its endpoints). Operator commands
 write to Redis with --redis, else to the admin endpoint of a running server (--admin).
@@ -93,6 +95,8 @@ async function serve(args: string[]): Promise<number> {
       'stale-mode': { type: 'string' },
       admin: { type: 'string' },
       'admin-token': { type: 'string' },
+      'probe-allow': { type: 'string', multiple: true },
+      'probe-deny': { type: 'string', multiple: true },
     },
     strict: true,
   })
@@ -138,6 +142,8 @@ async function probe(args: string[]): Promise<number> {
       'log-level': { type: 'string' },
       id: { type: 'string' },
       heartbeat: { type: 'string' },
+      'probe-allow': { type: 'string', multiple: true },
+      'probe-deny': { type: 'string', multiple: true },
     },
   })
   if (!values.redis) throw new ConfigError('gslb probe needs --redis URL (without Redis, gslb serve probes in-process)')
@@ -153,7 +159,8 @@ async function probe(args: string[]): Promise<number> {
   const targets = (): ProbeTarget[] => set.table.zones.flatMap((z) => z.probes)
   const fastest = Math.min(...targets().map((t) => t.check.intervalMs), 5000)
   const heartbeatMs = values.heartbeat ? parseDuration(values.heartbeat) : Math.max(500, Math.min(5000, fastest * 2))
-  const worker = startProber({ targets, store, vantage: region, prober: proberId, log, heartbeatMs })
+  const run = guardedCheck(values['probe-allow'] ?? [], values['probe-deny'] ?? [])
+  const worker = startProber({ targets, store, vantage: region, prober: proberId, log, heartbeatMs, run })
   log.info({ region, prober: proberId, targets: targets().length, heartbeatMs }, 'prober started')
   const watcher = watch(set.dir, { recursive: true, persistent: false }, () => {
     const r = set.reload()

@@ -14,6 +14,9 @@ import { HealthStore } from './health/state.ts'
 import { HealthSync } from './health/sync.ts'
 import type { Logger } from './log.ts'
 import { type AdminServer, startAdmin } from './ops/admin.ts'
+import { runCheck } from './probe/checks/index.ts'
+import { DestinationGuard } from './probe/guard.ts'
+import type { RunCheck } from './probe/scheduler.ts'
 import { startProber } from './probe/worker.ts'
 import { type RunningServer, startServer } from './server/index.ts'
 import type { QueryObserver } from './server/observer.ts'
@@ -54,6 +57,12 @@ export function stateStore(cfg: ServeConfig, log: Logger): StateStore {
   }
   if (cfg.redis) return new RedisStore({ url: cfg.redis, prefix: cfg.redisPrefix, log })
   return new MemoryStore()
+}
+
+/** runCheck behind a destination guard with the operator's allow/deny lists (validated here, once). */
+export function guardedCheck(allow: readonly string[], deny: readonly string[]): RunCheck {
+  const guard = new DestinationGuard({ allow, deny })
+  return (target, signal) => runCheck(target, signal, guard)
 }
 
 export function zonePools(table: ZoneTable): ZonePools[] {

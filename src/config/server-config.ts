@@ -41,6 +41,9 @@ export interface ServeConfig {
   readonly slowStartMs: number
   readonly staleAfterMs: number
   readonly staleMode: 'keep' | 'fail-open'
+  /** Extra CIDRs the prober may (allow) or must not (deny) probe, on top of the built-in deny list. */
+  readonly probeAllow: readonly string[]
+  readonly probeDeny: readonly string[]
   /** Admin HTTP listener, or undefined when turned off. */
   readonly admin: ListenAddress | undefined
   readonly adminToken: string | undefined
@@ -139,6 +142,8 @@ export interface ServeFlags {
   readonly 'stale-mode'?: string | undefined
   readonly admin?: string | undefined
   readonly 'admin-token'?: string | undefined
+  readonly 'probe-allow'?: readonly string[] | undefined
+  readonly 'probe-deny'?: readonly string[] | undefined
 }
 
 const FILE_KEYS = [
@@ -163,6 +168,8 @@ const FILE_KEYS = [
   'staleMode',
   'admin',
   'adminToken',
+  'probeAllow',
+  'probeDeny',
 ] as const
 const TCP_KEYS = ['idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'maxPendingOutput'] as const
 
@@ -269,6 +276,10 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     staleMode: staleMode(str(flags['stale-mode'] ?? file['staleMode'], 'stale mode') ?? 'keep'),
     admin: adminAddress(str(flags.admin ?? file['admin'], 'admin') ?? DEFAULT_ADMIN),
     adminToken: str(flags['admin-token'] ?? file['adminToken'], 'admin token'),
+    probeAllow: flags['probe-allow']?.length
+      ? flags['probe-allow']
+      : stringList(file['probeAllow'], `${where}: probeAllow`),
+    probeDeny: flags['probe-deny']?.length ? flags['probe-deny'] : stringList(file['probeDeny'], `${where}: probeDeny`),
   })
 }
 
@@ -292,4 +303,11 @@ function adminAddress(v: string): ListenAddress | undefined {
   } catch {
     throw new ConfigError(`--admin: expected ADDRESS:PORT such as 127.0.0.1:5380, or off, got "${v}"`)
   }
+}
+
+function stringList(v: unknown, what: string): string[] {
+  if (v === undefined || v === null) return []
+  const list = Array.isArray(v) ? v : [v]
+  if (!list.every((x) => typeof x === 'string')) throw new ConfigError(`${what}: expected a CIDR or a list of CIDRs`)
+  return list as string[]
 }

@@ -138,6 +138,11 @@ export function formatStatus(r: StatusReport): string {
       )
     }
   }
+  if (r.services.length > 0) {
+    out.push('', 'services')
+    for (const sv of r.services)
+      out.push(`  ${sv.name.padEnd(32)} pools ${sv.pools.join(',').padEnd(16)} chain ${sv.chain}`)
+  }
   out.push('', 'endpoints')
   const head = ['zone', 'pool', 'endpoint', 'address', 'state', 'weight', 'vantages', 'override']
   const rows = r.endpoints.map((e) => [

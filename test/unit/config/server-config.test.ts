@@ -133,6 +133,8 @@ describe('resolveServeConfig from flags', () => {
       staleMode: 'keep',
       admin: { host: '127.0.0.1', port: 5380 },
       adminToken: undefined,
+      probeAllow: [],
+      probeDeny: [],
     })
   })
 
@@ -207,6 +209,7 @@ describe('resolveServeConfig with --config', () => {
       'staleMode: fail-open',
       'admin: "[::1]:8053"',
       'adminToken: s3cret',
+      'probeDeny: [10.0.0.0/8]',
     )
     expect(resolveServeConfig({ config: path })).toEqual({
       zones: '/srv/zones',
@@ -241,6 +244,8 @@ describe('resolveServeConfig with --config', () => {
       staleMode: 'fail-open',
       admin: { host: '::1', port: 8053 },
       adminToken: 's3cret',
+      probeAllow: [],
+      probeDeny: ['10.0.0.0/8'],
     })
   })
 
