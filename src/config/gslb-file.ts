@@ -68,7 +68,7 @@ export interface GslbConfig {
 
 export const DEFAULT_SERVICE_TTL = 60
 const CONTINENTS = new Set(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])
-const POOL_KEYS = ['region', 'location', 'capacity', 'upThreshold', 'ttl', 'check', 'endpoints']
+const POOL_KEYS = ['region', 'location', 'capacity', 'spillCap', 'upThreshold', 'ttl', 'check', 'endpoints']
 const ENDPOINT_KEYS = ['address', 'cname', 'weight', 'check', 'checkAddress']
 const CHECK_KEYS: Record<string, readonly string[]> = {
   common: ['type', 'interval', 'timeout', 'jitter', 'rise', 'fall', 'address', 'port'],
@@ -121,6 +121,7 @@ export function parsePools(
       location: get('location') === undefined ? undefined : location(y, get('location'), `${f}.location`),
       capacity:
         get('capacity') === undefined ? 1 : (y.number(get('capacity'), `${f}.capacity`, 0.001, 1e9, false) ?? 1),
+      spillCap: get('spillCap') === undefined ? undefined : y.number(get('spillCap'), `${f}.spillCap`, 0.001, 1, false),
       upThreshold:
         get('upThreshold') === undefined ? 1 : (y.number(get('upThreshold'), `${f}.upThreshold`, 1, 1000) ?? 1),
       ttl: get('ttl') === undefined ? undefined : y.number(get('ttl'), `${f}.ttl`, 0, MAX_TTL),

@@ -209,8 +209,11 @@ export function rendezvousScore(key: number, name: string, weight: number): numb
 /**
  * Capacity-weighted, deterministic pick among the tally's up pools for a client key (a subnet
  * hash), by weighted rendezvous on the pool name: a client keeps its pool while that pool stays up,
- * and clients spread over pools in proportion to capacity. Pools with capacity 0 are used only when
- * no up pool has capacity (then all count alike). Undefined when no pool is up.
+ * and clients spread over pools in proportion to capacity, each pool's share held to its
+ * `spillCap` when it has one (water-filling: what a capped pool cannot take goes to the others in
+ * proportion). Pools with capacity 0 are used only when no up pool has capacity (then all count
+ * alike). Undefined when no pool is up. Runs only while a region is down, so the small arrays it
+ * builds are not on the common path.
  */
 export function spreadPick(tally: PoolTally, relaxed: boolean, key: number): Pool | undefined {
   const pools = tally.pools
@@ -222,20 +225,55 @@ export function spreadPick(tally: PoolTally, relaxed: boolean, key: number): Poo
       break
     }
   }
-  let best: Pool | undefined
-  let bestScore = -1
+  const up: Pool[] = []
+  const share: number[] = []
   for (let i = 0; i < pools.length; i++) {
     const p = pools[i]!
     if (!tally.isUp(p, relaxed)) continue
     const weight = positive ? p.capacity : 1
     if (weight <= 0) continue
-    const score = rendezvousScore(key, p.name, weight)
+    up.push(p)
+    share.push(weight)
+  }
+  capShares(up, share)
+  let best: Pool | undefined
+  let bestScore = -1
+  for (let i = 0; i < up.length; i++) {
+    const score = rendezvousScore(key, up[i]!.name, share[i]!)
     if (score > bestScore) {
-      best = p
+      best = up[i]
       bestScore = score
     }
   }
   return best
+}
+
+/** Turns weights into shares of 1 that respect each pool's spillCap where the others can absorb the rest. */
+function capShares(pools: readonly Pool[], share: number[]): void {
+  if (!pools.some((p) => p.spillCap !== undefined)) return
+  const fixed = new Array<boolean>(pools.length).fill(false)
+  let left = 1
+  for (let round = 0; round < pools.length; round++) {
+    let total = 0
+    for (let i = 0; i < pools.length; i++) if (!fixed[i]) total += share[i]!
+    if (total <= 0) return
+    let capped = false
+    for (let i = 0; i < pools.length; i++) {
+      if (fixed[i]) continue
+      const cap = pools[i]!.spillCap
+      if (cap !== undefined && (left * share[i]!) / total > cap) {
+        share[i] = cap
+        fixed[i] = true
+        left -= cap
+        capped = true
+      }
+    }
+    if (!capped || left <= 0 || fixed.every(Boolean)) {
+      // Everyone left shares what remains in proportion; if all are capped, caps are the weights.
+      for (let i = 0; i < pools.length; i++) if (!fixed[i]) share[i] = (Math.max(left, 0) * share[i]!) / total
+      return
+    }
+  }
 }
 
 /** Endpoint names joined by commas, for trace lines. */

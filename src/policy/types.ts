@@ -37,6 +37,11 @@ export interface Pool {
   readonly location: GeoPoint | undefined
   /** Relative capacity, used to spread clients when their target pool is down. */
   readonly capacity: number
+  /**
+   * At most this fraction (0..1] of a failed region's clients lands on this pool when spreading;
+   * undefined = no cap. What a cap holds back goes to the other pools in proportion to capacity.
+   */
+  readonly spillCap?: number | undefined
   /** A pool with fewer healthy members than this counts as down (gdnsd up_thresh). */
   readonly upThreshold: number
   readonly endpoints: readonly Endpoint[]

@@ -258,6 +258,31 @@ describe('geo spread when the rule pools are down', () => {
     expect(Math.abs(counts.big! / clients.length - 0.75)).toBeLessThan(0.02)
   })
 
+  it('holds a pool with a spillCap to that share and gives the rest to the others', () => {
+    const capped = makePools({
+      home: { endpoints: 1, capacity: 5 },
+      small: { endpoints: 1, capacity: 1 },
+      big: { endpoints: 1, capacity: 3 },
+    })
+    // big would take 75% by capacity; capped at 40%, small takes the other 60%.
+    const pools = capped.pools.map((p) => (p.name === 'big' ? { ...p, spillCap: 0.4 } : p))
+    const eps = capped.endpoints.map((e) => ({ ...e, pool: pools[e.pool.index]! }))
+    const cappedStep = geoStep({
+      kind: 'geo',
+      rules: [{ match: { kind: 'country', code: 'DE' }, pools: [pools[0]!] }],
+      fallback: [],
+      spread: true,
+    })
+    const counts: Record<string, number> = {}
+    for (const client of clients) {
+      const ctx = makeContext({ client, geo: berlin, down: new Set(['home-1']), trace: false })
+      const name = cappedStep.run(eps, ctx)[0]!.pool.name
+      counts[name] = (counts[name] ?? 0) + 1
+    }
+    expect(Math.abs(counts.big! / clients.length - 0.4)).toBeLessThan(0.02)
+    expect(Math.abs(counts.small! / clients.length - 0.6)).toBeLessThan(0.02)
+  })
+
   it('keeps each client, and every host of its /24, on one pool', () => {
     for (const client of clients.slice(0, 500)) {
       const first = pick(client, 1)
