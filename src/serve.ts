@@ -66,7 +66,11 @@ export function guardedCheck(allow: readonly string[], deny: readonly string[]):
 }
 
 export function zonePools(table: ZoneTable): ZonePools[] {
-  return table.zones.map((z) => ({ zone: z.stateKey, pools: z.pools }))
+  return table.zones.map((z) => ({
+    zone: z.stateKey,
+    pools: z.pools,
+    unknownDown: z.probes.filter((p) => p.check.unknownIs === 'down').map((p) => p.endpoint),
+  }))
 }
 
 export async function serve(cfg: ServeConfig, log: Logger, version: string, observe?: QueryObserver): Promise<Serving> {
@@ -146,6 +150,13 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
         geo,
         quorum: cfg.quorum,
         log,
+        self: () => ({
+          instance: instanceId,
+          store: store.kind,
+          connected: store.connected,
+          generation: sync.generation,
+          staleMs: Math.min(sync.staleMs, Number.MAX_SAFE_INTEGER),
+        }),
       })
     : undefined
   if (admin && cfg.admin) log.info({ host: cfg.admin.host, port: admin.port }, 'admin endpoint listening')

@@ -71,7 +71,7 @@ const CONTINENTS = new Set(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])
 const POOL_KEYS = ['region', 'location', 'capacity', 'spillCap', 'upThreshold', 'ttl', 'check', 'endpoints']
 const ENDPOINT_KEYS = ['address', 'cname', 'weight', 'check', 'checkAddress']
 const CHECK_KEYS: Record<string, readonly string[]> = {
-  common: ['type', 'interval', 'timeout', 'jitter', 'rise', 'fall', 'address', 'port'],
+  common: ['type', 'interval', 'timeout', 'jitter', 'rise', 'fall', 'address', 'port', 'unknownIs'],
   http: ['method', 'path', 'host', 'sni', 'ca', 'insecure', 'expect', 'body', 'bodyRegex', 'load'],
   tcp: [],
   dns: ['query', 'qtype', 'rcode', 'answer', 'transport'],
@@ -221,8 +221,11 @@ export function parseChecks(y: YamlSource, node: unknown): Map<string, CheckConf
         ? Math.min(2000, intervalMs)
         : duration(y, get('timeout'), `${f}.timeout`, 10, 600_000)) ?? 2000
     if (timeoutMs > intervalMs) y.error(get('timeout'), `${f}.timeout`, 'the timeout must not exceed the interval')
+    const unknownIs = str('unknownIs') ?? 'up'
+    if (unknownIs !== 'up' && unknownIs !== 'down') y.error(get('unknownIs'), `${f}.unknownIs`, 'expected up or down')
     const common = {
       name,
+      unknownIs: unknownIs === 'down' ? ('down' as const) : ('up' as const),
       intervalMs,
       timeoutMs,
       jitter: num('jitter', 0, 0.5, 0.1, false),

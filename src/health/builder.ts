@@ -19,6 +19,8 @@ export type Quorum = number | 'majority' | 'any' | 'all'
 export interface ZonePools {
   readonly zone: string
   readonly pools: readonly Pool[]
+  /** Endpoints whose check says they count as down until their first verdict. */
+  readonly unknownDown?: readonly string[] | undefined
 }
 
 export interface BuildOptions {
@@ -70,13 +72,16 @@ export function buildSnapshot(
     }
   }
 
-  const ids = new Set<TargetId>([...active.keys(), ...data.overrides.keys(), ...data.pushed.keys()])
+  const unknownDown = new Set<TargetId>()
+  for (const z of zones) for (const e of z.unknownDown ?? []) unknownDown.add(`${z.zone}|${e}`)
+  const ids = new Set<TargetId>([...active.keys(), ...data.overrides.keys(), ...data.pushed.keys(), ...unknownDown])
   const statuses: Array<[string, string, EndpointStatus]> = []
   for (const id of ids) {
     const { zone, endpoint } = splitTargetId(id)
     const status: { -readonly [K in keyof EndpointStatus]: EndpointStatus[K] } = {}
     const a = active.get(id)
     if (a) status.up = quorumUp(a.up, a.down, opts.quorum)
+    else if (unknownDown.has(id)) status.up = false
     const pushed = data.pushed.get(id)
     if (pushed && pushed.until > now) {
       status.up = pushed.up

@@ -34,6 +34,10 @@ export interface AdminOptions {
   readonly geo: GeoLookup | undefined
   readonly quorum: Quorum
   readonly log: Logger
+  /** This instance's own sync state, shown by /status: how stale its view is, which generation. */
+  readonly self?:
+    | (() => { instance: string; store: string; connected: boolean; generation: number; staleMs: number })
+    | undefined
 }
 
 export interface AdminServer {
@@ -77,7 +81,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: AdminOpti
     case 'GET /status': {
       const data = await opts.store.load()
       const instances = await opts.store.instances().catch(() => [])
-      send(res, 200, statusReport(data, opts.table().zones, instances, opts.quorum))
+      send(res, 200, { ...statusReport(data, opts.table().zones, instances, opts.quorum), self: opts.self?.() })
       return
     }
     case 'GET /audit':

@@ -17,6 +17,11 @@ interface CheckCommon {
   readonly rise: number
   /** Consecutive failures that take an UP target DOWN (HAProxy `fall`). */
   readonly fall: number
+  /**
+   * What an endpoint counts as before its first verdict (restart safety): `up` by default, so a
+   * restart never takes anything out; `down` for endpoints that must prove themselves first.
+   */
+  readonly unknownIs?: 'up' | 'down' | undefined
   /** Probe this address instead of the endpoint's (e.g. a health port on loopback). */
   readonly address: string | undefined
   readonly port: number | undefined

@@ -159,7 +159,10 @@ services:
     expect(trace).toContain('failover  worst case')
     const status = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as {
       endpoints: Array<{ endpoint: string; checked: boolean }>
+      self: { store: string; connected: boolean; staleMs: number }
     }
+    expect(status.self).toMatchObject({ store: 'memory', connected: true })
+    expect(status.self.staleMs).toBeLessThan(5000)
     expect(status.endpoints.map((e) => [e.endpoint, e.checked])).toEqual([
       ['main-1', true],
       ['backup-1', false],

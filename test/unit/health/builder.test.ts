@@ -142,6 +142,15 @@ describe('buildSnapshot', () => {
     expect(done.view('example.com').recovering(eu1)).toBe(false)
   })
 
+  it('counts an unchecked endpoint as down when its check says unknownIs: down, until a report arrives', () => {
+    const z = [{ zone: 'example.com', pools: pools.pools, unknownDown: ['eu-1'] }]
+    const opts = { quorum: 'majority' as const, slowStartMs: 0 }
+    expect(buildSnapshot(data({}), z, NOW, opts, new Map(), undefined).snapshot.view('example.com').up(eu1)).toBe(false)
+    expect(buildSnapshot(data({}), z, NOW, opts, new Map(), undefined).snapshot.view('example.com').up(eu2)).toBe(true)
+    const reported = data({ probes: { eu: { 'example.com|eu-1': report(true) } } })
+    expect(buildSnapshot(reported, z, NOW, opts, new Map(), undefined).snapshot.view('example.com').up(eu1)).toBe(true)
+  })
+
   it('does not slow-start an endpoint seen up for the first time (unknown is up)', () => {
     const up = data({ probes: { eu: { 'example.com|eu-1': report(true) } } })
     expect(build(up, 'majority', NOW, undefined, new Map(), 10_000).snapshot.view('example.com').weight(eu1)).toBe(1)
