@@ -9,11 +9,37 @@
  * configured. When the store comes back the view is re-read from scratch.
  */
 
+import { channel } from 'node:diagnostics_channel'
 import { hostname } from 'node:os'
 import type { Logger } from '../log.ts'
 import type { StateData, StateStore } from '../state/types.ts'
 import { type BuildOptions, buildSnapshot, type RecoveryTimes, type ZonePools } from './builder.ts'
-import { ALL_UP, type HealthStore } from './state.ts'
+import { ALL_UP, type EndpointStatus, type HealthSnapshot, type HealthStore } from './state.ts'
+
+/** Published on `gslb:health:change` when an endpoint's effective state flips (metrics, webhooks). */
+export interface HealthChangeMessage {
+  readonly zone: string
+  readonly pool: string
+  readonly endpoint: string
+  readonly up: boolean
+  /** Why, in words: the check result and vantage, pushed state, an operator force or drain. */
+  readonly reason: string
+  readonly generation: number
+}
+
+export const healthChannel = channel('gslb:health:change')
+
+function changeReason(id: string, up: boolean, data: StateData, status: EndpointStatus): string {
+  if (status.forced !== undefined) return `forced ${status.forced}`
+  if (status.drained) return 'drained'
+  const pushed = data.pushed.get(id)
+  if (pushed && pushed.up === up) return `pushed by ${pushed.source}`
+  for (const [vantage, reports] of data.probes) {
+    const r = reports.get(id)
+    if (r && r.up === up) return up ? `check ok from ${vantage}` : `check failed from ${vantage}: ${r.error ?? 'down'}`
+  }
+  return up ? 'no current report (unknown counts as up)' : 'no current report (unknown counts as down)'
+}
 
 export interface SyncOptions extends BuildOptions {
   /** After this long without a successful read, apply `staleMode`. */
@@ -138,16 +164,38 @@ export class HealthSync {
     const now = Date.now()
     // While the store is unreachable, judge report freshness as of the last read: keep the view.
     const reportsAsOf = this.#store.connected ? now : this.#lastSync
-    const r = buildSnapshot(
-      this.#data,
-      this.#zones(),
-      now,
-      { ...this.#opts, reportsAsOf },
-      this.#recovered,
-      this.#health.current,
-    )
+    const zones = this.#zones()
+    const previous = this.#health.current
+    const r = buildSnapshot(this.#data, zones, now, { ...this.#opts, reportsAsOf }, this.#recovered, previous)
     this.#timeSensitive = r.timeSensitive
     this.#health.replace(r.snapshot)
+    this.#announce(zones, previous, r.snapshot, this.#data)
+  }
+
+  /** One log line (and a diagnostics_channel message) per endpoint whose effective state flipped. */
+  #announce(zones: readonly ZonePools[], before: HealthSnapshot, after: HealthSnapshot, data: StateData): void {
+    for (const z of zones) {
+      const was = before.view(z.zone)
+      const now = after.view(z.zone)
+      for (const pool of z.pools) {
+        for (const e of pool.endpoints) {
+          const up = now.up(e)
+          if (was.up(e) === up) continue
+          const id = `${z.zone}|${e.name}`
+          const reason = changeReason(id, up, data, after.status(z.zone, e.name))
+          const msg: HealthChangeMessage = {
+            zone: z.zone,
+            pool: pool.name,
+            endpoint: e.name,
+            up,
+            reason,
+            generation: after.generation,
+          }
+          this.#log.info(msg, up ? 'endpoint up' : 'endpoint down')
+          if (healthChannel.hasSubscribers) healthChannel.publish(msg)
+        }
+      }
+    }
   }
 
   #tick(): void {
