@@ -64,6 +64,7 @@ serve options:
   --admin-token TOKEN       require Authorization: Bearer TOKEN on the admin endpoint
   --probe-allow CIDR        let probes reach this network even if a default deny covers it
   --probe-deny CIDR         never probe this network (also for gslb probe); repeatable
+  --webhook URL             POST JSON to URL on every endpoint/pool state change (with retry)
 
 TARGET is an endpoint name, zone/endpoint, or pool:NAME (all its endpoints). Operator commands
 write to Redis with --redis, else to the admin endpoint of a running server (--admin).
@@ -97,6 +98,7 @@ async function serve(args: string[]): Promise<number> {
       'admin-token': { type: 'string' },
       'probe-allow': { type: 'string', multiple: true },
       'probe-deny': { type: 'string', multiple: true },
+      webhook: { type: 'string', multiple: true },
     },
     strict: true,
   })

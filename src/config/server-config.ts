@@ -41,6 +41,8 @@ export interface ServeConfig {
   readonly slowStartMs: number
   readonly staleAfterMs: number
   readonly staleMode: 'keep' | 'fail-open'
+  /** URLs told (POST, JSON) of every endpoint and pool state change. */
+  readonly webhooks: readonly string[]
   /** Extra CIDRs the prober may (allow) or must not (deny) probe, on top of the built-in deny list. */
   readonly probeAllow: readonly string[]
   readonly probeDeny: readonly string[]
@@ -142,6 +144,7 @@ export interface ServeFlags {
   readonly 'stale-mode'?: string | undefined
   readonly admin?: string | undefined
   readonly 'admin-token'?: string | undefined
+  readonly webhook?: readonly string[] | undefined
   readonly 'probe-allow'?: readonly string[] | undefined
   readonly 'probe-deny'?: readonly string[] | undefined
 }
@@ -170,6 +173,7 @@ const FILE_KEYS = [
   'adminToken',
   'probeAllow',
   'probeDeny',
+  'webhooks',
 ] as const
 const TCP_KEYS = ['idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'maxPendingOutput'] as const
 
@@ -276,6 +280,7 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     staleMode: staleMode(str(flags['stale-mode'] ?? file['staleMode'], 'stale mode') ?? 'keep'),
     admin: adminAddress(str(flags.admin ?? file['admin'], 'admin') ?? DEFAULT_ADMIN),
     adminToken: str(flags['admin-token'] ?? file['adminToken'], 'admin token'),
+    webhooks: webhookUrls(flags.webhook?.length ? flags.webhook : stringList(file['webhooks'], `${where}: webhooks`)),
     probeAllow: flags['probe-allow']?.length
       ? flags['probe-allow']
       : stringList(file['probeAllow'], `${where}: probeAllow`),
@@ -310,4 +315,18 @@ function stringList(v: unknown, what: string): string[] {
   const list = Array.isArray(v) ? v : [v]
   if (!list.every((x) => typeof x === 'string')) throw new ConfigError(`${what}: expected a CIDR or a list of CIDRs`)
   return list as string[]
+}
+
+function webhookUrls(urls: readonly string[]): string[] {
+  for (const u of urls) {
+    let ok = false
+    try {
+      const p = new URL(u).protocol
+      ok = p === 'http:' || p === 'https:'
+    } catch {
+      ok = false
+    }
+    if (!ok) throw new ConfigError(`--webhook: expected an http:// or https:// URL, got "${u}"`)
+  }
+  return [...urls]
 }

@@ -135,6 +135,7 @@ describe('resolveServeConfig from flags', () => {
       adminToken: undefined,
       probeAllow: [],
       probeDeny: [],
+      webhooks: [],
     })
   })
 
@@ -210,6 +211,7 @@ describe('resolveServeConfig with --config', () => {
       'admin: "[::1]:8053"',
       'adminToken: s3cret',
       'probeDeny: [10.0.0.0/8]',
+      'webhooks: ["https://alerts.internal/gslb"]',
     )
     expect(resolveServeConfig({ config: path })).toEqual({
       zones: '/srv/zones',
@@ -246,6 +248,7 @@ describe('resolveServeConfig with --config', () => {
       adminToken: 's3cret',
       probeAllow: [],
       probeDeny: ['10.0.0.0/8'],
+      webhooks: ['https://alerts.internal/gslb'],
     })
   })
 
@@ -341,6 +344,7 @@ describe('resolveServeConfig with --config', () => {
     { name: 'a bad stale mode', lines: ['staleMode: panic'], message: '--stale-mode: expected keep or fail-open' },
     { name: 'a bad duration', lines: ['slowStart: soon'], message: '--slow-start: expected a duration' },
     { name: 'a bad admin address', lines: ['admin: localhost'], message: '--admin: expected ADDRESS:PORT' },
+    { name: 'a webhook that is not a URL', lines: ['webhooks: [alerts]'], message: '--webhook: expected an http://' },
   ])('rejects $name with a message naming it', ({ lines, message }) => {
     const path = configFile(...lines)
     const err = configError(() => resolveServeConfig({ config: path }))
