@@ -9,7 +9,7 @@
 import { readFileSync, watch } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
-import { DEFAULT_ADMIN, parseQuorum, resolveServeConfig, type ServeFlags } from './config/server-config.ts'
+import { DEFAULT_ADMIN, parseListen, parseQuorum, resolveServeConfig, type ServeFlags } from './config/server-config.ts'
 import { ZoneSet } from './config/zone-set.ts'
 import { nameFromKey, nameFromWire, nameToString } from './dns/name.ts'
 import { typeName } from './dns/types.ts'
@@ -19,6 +19,7 @@ import { GeoDatabase } from './geo/reader.ts'
 import { ALL_UP } from './health/state.ts'
 import { createLogger } from './log.ts'
 import { type Action, applyAction, isAction, parseDuration, parseTime } from './ops/actions.ts'
+import { doctorExitCode, formatFindings, runDoctor } from './ops/doctor.ts'
 import { formatStatus, type StatusReport, statusReport } from './ops/status.ts'
 import { failoverBudget } from './policy/budget.ts'
 import { runGoldenTests } from './policy/golden.ts'
@@ -258,6 +259,52 @@ async function status(args: string[]): Promise<number> {
   return 0
 }
 
+/** `gslb doctor`: checks a deployment like an operator would by hand; exit 1 on any error. */
+async function doctor(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      zone: { type: 'string' },
+      parent: { type: 'string' },
+      instance: { type: 'string', multiple: true },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      region: { type: 'string', multiple: true },
+      zones: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  })
+  if (!values.zone || !values.parent || !values.instance?.length) {
+    throw new ConfigError(
+      'usage: gslb doctor --zone ZONE --parent ADDR:PORT --instance ADDR:PORT [--instance ...] [--redis URL] [--region NAME ...] [--zones DIR] [--json]',
+    )
+  }
+  const parent = parseListen(values.parent)
+  const instances = values.instance.map((i) => parseListen(i))
+  let store: RedisStore | undefined
+  if (values.redis) {
+    store = new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:' })
+    await store.ready().catch(() => {})
+  }
+  try {
+    const findings = await runDoctor({
+      zone: values.zone,
+      parent: { address: parent.host, port: parent.port },
+      instances: instances.map((i) => ({ address: i.host, port: i.port })),
+      ...(store ? { redis: store } : {}),
+      ...(values.region ? { regions: values.region } : {}),
+      ...(values.zones ? { zonesDir: values.zones } : {}),
+      ...(values.timeout ? { timeoutMs: parseDuration(values.timeout) } : {}),
+    })
+    process.stdout.write(values.json ? `${JSON.stringify(findings, null, 2)}\n` : `${formatFindings(findings)}\n`)
+    return doctorExitCode(findings)
+  } finally {
+    await store?.close()
+  }
+}
+
 /** `gslb drain|undrain|weight|force-up|force-down|unforce|push-up|push-down|unpush TARGET ...`. */
 async function operatorAction(action: Action, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -435,6 +482,8 @@ async function main(argv: string[]): Promise<number> {
       return probe(rest)
     case 'status':
       return status(rest)
+    case 'doctor':
+      return doctor(rest)
     case 'version':
     case '--version':
       process.stdout.write(`${VERSION}\n`)
