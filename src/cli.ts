@@ -25,9 +25,8 @@ import { failoverBudget } from './policy/budget.ts'
 import { runGoldenTests } from './policy/golden.ts'
 import type { ProbeTarget } from './probe/types.ts'
 import { startProber } from './probe/worker.ts'
-import { guardedCheck, instanceName, serve as runServe } from './serve.ts'
+import { guardedCheck, instanceName, serve as runServe, stateStore } from './serve.ts'
 import type { QueryObserver } from './server/observer.ts'
-import { RedisStore } from './state/redis.ts'
 import type { AuditEntry, StateStore } from './state/types.ts'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -39,6 +38,12 @@ Usage:
   gslb serve [--zones DIR] [--listen ADDR:PORT ...] [options]
   gslb check [DIR] [--geoip PATH ...]
   gslb explain [--zones DIR] NAME [TYPE] --client IP [--ecs SUBNET] [--down EP,...] [--geoip PATH ...]
+  gslb probe --zones DIR (--redis URL | --config FILE) --region NAME [--id ID] [--heartbeat DUR]
+  gslb status [--json] [--audit] [--redis URL | --config FILE | --admin ADDR:PORT]
+  gslb drain|undrain|force-up|force-down|unforce TARGET [--for 1h] [--from TIME] [--until TIME] [--why TEXT]
+  gslb weight TARGET N [--for 1h]
+  gslb push-up|push-down TARGET --for 10m [--why TEXT]       (external health input; unpush clears)
+  gslb doctor --zone ZONE --parent ADDR:PORT --instance ADDR:PORT ... [--redis URL] [--zones DIR]
   gslb version
 
 serve options:
@@ -68,7 +73,9 @@ serve options:
   --webhook URL             POST JSON to URL on every endpoint/pool state change (with retry)
 
 TARGET is an endpoint name, zone/endpoint, or pool:NAME (all its endpoints). Operator commands
-write to Redis with --redis, else to the admin endpoint of a running server (--admin).
+write to Redis with --redis (or the Redis settings of --config FILE: URL, Sentinel or Cluster),
+else to the admin endpoint of a running server (--admin). GSLB_REDIS in the environment stands in
+for --redis, so a password need not appear in the process list.
 
 check runs every zone's golden tests (services.*.tests) after validating it.
 explain prints the decision trace for one query: geo data, each policy step, answer, TTL, scope.
@@ -141,6 +148,7 @@ async function probe(args: string[]): Promise<number> {
       zones: { type: 'string' },
       redis: { type: 'string' },
       'redis-prefix': { type: 'string' },
+      config: { type: 'string' },
       region: { type: 'string' },
       'log-level': { type: 'string' },
       id: { type: 'string' },
@@ -149,13 +157,13 @@ async function probe(args: string[]): Promise<number> {
       'probe-deny': { type: 'string', multiple: true },
     },
   })
-  if (!values.redis) throw new ConfigError('gslb probe needs --redis URL (without Redis, gslb serve probes in-process)')
   const log = createLogger((values['log-level'] as 'info' | undefined) ?? 'info')
+  const store = redisFrom(values, log)
+  if (!store) throw new ConfigError('gslb probe needs --redis URL, GSLB_REDIS or --config FILE with Redis settings (without Redis, gslb serve probes in-process)')
   const set = new ZoneSet(values.zones ?? 'zones')
   const first = set.reload()
   for (const f of first.files)
     for (const e of f.errors) log.error({ file: e.file, line: e.line, field: e.field }, e.message)
-  const store = new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:', log })
   const region = values.region ?? 'local'
   const proberId = values.id ?? instanceName()
   // Heartbeats follow the fastest check so a dead prober's share moves within a few intervals.
@@ -179,6 +187,29 @@ async function probe(args: string[]): Promise<number> {
   })
 }
 
+interface RedisFlags {
+  readonly redis?: string | undefined
+  readonly 'redis-prefix'?: string | undefined
+  readonly config?: string | undefined
+}
+
+/**
+ * The Redis store a command should use: --redis URL, else GSLB_REDIS from the environment, else
+ * the Redis settings (URL, Sentinel or Cluster) of a --config file; undefined when none is given.
+ * The same `stateStore` as `gslb serve`, so prefixes and Cluster hash tags always agree.
+ */
+function redisFrom(values: RedisFlags, log?: ReturnType<typeof createLogger>): StateStore | undefined {
+  const url = values.redis ?? process.env['GSLB_REDIS']
+  const cfg = resolveServeConfig({
+    ...(values.config ? { config: values.config } : {}),
+    ...(url ? { redis: url } : {}),
+    ...(values['redis-prefix'] ? { 'redis-prefix': values['redis-prefix'] } : {}),
+    admin: 'off',
+  })
+  if (!cfg.redis && !cfg.redisSentinel && !cfg.redisCluster) return undefined
+  return stateStore(cfg, log ?? createLogger('silent'))
+}
+
 interface OpsTarget {
   readonly store: StateStore | undefined
   readonly admin: string | undefined
@@ -188,23 +219,15 @@ interface OpsTarget {
 const OPS_OPTIONS = {
   redis: { type: 'string' },
   'redis-prefix': { type: 'string' },
+  config: { type: 'string' },
   admin: { type: 'string' },
   'admin-token': { type: 'string' },
   zones: { type: 'string' },
 } as const
 
-function opsTarget(values: {
-  redis?: string | undefined
-  'redis-prefix'?: string | undefined
-  admin?: string | undefined
-  'admin-token'?: string | undefined
-}): OpsTarget {
-  if (values.redis)
-    return {
-      store: new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:' }),
-      admin: undefined,
-      token: undefined,
-    }
+function opsTarget(values: RedisFlags & { admin?: string | undefined; 'admin-token'?: string | undefined }): OpsTarget {
+  const store = redisFrom(values)
+  if (store) return { store, admin: undefined, token: undefined }
   const admin = values.admin ?? `http://${DEFAULT_ADMIN}`
   return { store: undefined, admin: admin.startsWith('http') ? admin : `http://${admin}`, token: values['admin-token'] }
 }
@@ -270,6 +293,7 @@ async function doctor(args: string[]): Promise<number> {
       instance: { type: 'string', multiple: true },
       redis: { type: 'string' },
       'redis-prefix': { type: 'string' },
+      config: { type: 'string' },
       region: { type: 'string', multiple: true },
       zones: { type: 'string' },
       timeout: { type: 'string' },
@@ -283,11 +307,7 @@ async function doctor(args: string[]): Promise<number> {
   }
   const parent = parseListen(values.parent)
   const instances = values.instance.map((i) => parseListen(i))
-  let store: RedisStore | undefined
-  if (values.redis) {
-    store = new RedisStore({ url: values.redis, prefix: values['redis-prefix'] ?? 'gslb:' })
-    await store.ready().catch(() => {})
-  }
+  const store = redisFrom(values)
   try {
     const findings = await runDoctor({
       zone: values.zone,
