@@ -69,7 +69,10 @@ export function errorResponse(packet: Buffer, q: Query, rcode: number, edns: Edn
   const opt = withOpt ? optLength(q, edns) : 0
   const out = Buffer.allocUnsafe(12 + qLen + opt)
   out.writeUInt16BE(packet.length >= 2 ? packet.readUInt16BE(0) : 0, 0)
-  const opcodeAndRd = packet.length >= 4 ? packet.readUInt16BE(2) & 0x7910 : 0
+  // RD and CD are echoed (RFC 1035, RFC 4035), except for an opcode we do not implement: its flag
+  // bits may mean something else, so only the opcode comes back (as Knot and genreport expect).
+  const copied = rcode === 4 /* NOTIMP */ ? 0x7800 : 0x7910
+  const opcodeAndRd = packet.length >= 4 ? packet.readUInt16BE(2) & copied : 0
   out.writeUInt16BE(FLAG_QR | opcodeAndRd | (rcode & 0xf), 2)
   out.writeUInt16BE(qLen > 0 ? 1 : 0, 4)
   out.writeUInt32BE(0, 6)
