@@ -159,7 +159,10 @@ async function probe(args: string[]): Promise<number> {
   })
   const log = createLogger((values['log-level'] as 'info' | undefined) ?? 'info')
   const store = redisFrom(values, log)
-  if (!store) throw new ConfigError('gslb probe needs --redis URL, GSLB_REDIS or --config FILE with Redis settings (without Redis, gslb serve probes in-process)')
+  if (!store)
+    throw new ConfigError(
+      'gslb probe needs --redis URL, GSLB_REDIS or --config FILE with Redis settings (without Redis, gslb serve probes in-process)',
+    )
   const set = new ZoneSet(values.zones ?? 'zones')
   const first = set.reload()
   for (const f of first.files)
