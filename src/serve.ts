@@ -2,7 +2,8 @@
  * @module serve
  * `gslb serve` put together: DNS listeners, the health view following the state store, and either
  * the in-process prober (embedded default, in-memory state) or Redis shared with other instances
- * and separate `gslb probe` workers. The same state and probing code runs in both modes.
+ * and separate `gslb probe` workers. The same state and probing code runs in both modes. Metrics
+ * (`/metrics`), readiness (`/readyz`) and webhooks hang off the same pieces.
  */
 
 import { randomBytes } from 'node:crypto'
@@ -13,11 +14,14 @@ import type { ZonePools } from './health/builder.ts'
 import { HealthStore } from './health/state.ts'
 import { HealthSync } from './health/sync.ts'
 import type { Logger } from './log.ts'
-import { type AdminServer, startAdmin } from './ops/admin.ts'
+import { type AdminServer, type Readiness, startAdmin } from './ops/admin.ts'
+import { Metrics } from './ops/metrics.ts'
+import { startWebhooks } from './ops/webhook.ts'
 import { runCheck } from './probe/checks/index.ts'
 import { DestinationGuard } from './probe/guard.ts'
 import type { RunCheck } from './probe/scheduler.ts'
 import { startProber } from './probe/worker.ts'
+import { Answerer } from './query/handle.ts'
 import { type RunningServer, startServer } from './server/index.ts'
 import type { QueryObserver } from './server/observer.ts'
 import { MemoryStore } from './state/memory.ts'
@@ -30,6 +34,7 @@ export interface Serving {
   readonly store: StateStore
   readonly health: HealthStore
   readonly admin: AdminServer | undefined
+  readonly metrics: Metrics
   readonly instanceId: string
   close(): Promise<void>
 }
@@ -63,6 +68,22 @@ export function stateStore(cfg: ServeConfig, log: Logger): StateStore {
 export function guardedCheck(allow: readonly string[], deny: readonly string[]): RunCheck {
   const guard = new DestinationGuard({ allow, deny })
   return (target, signal) => runCheck(target, signal, guard)
+}
+
+/**
+ * Ready for traffic: some zone is loaded and, with a shared store, the health view was read within
+ * the stale limit (an instance that cannot reach Redis keeps answering, but a load balancer should
+ * prefer one that can). The embedded store is always current.
+ */
+export function readiness(zones: number, store: StateStore['kind'], staleMs: number, staleAfterMs: number): Readiness {
+  if (zones === 0) return { ready: false, reason: 'no zone loaded' }
+  if (store === 'redis' && !(staleMs <= staleAfterMs)) {
+    const reason = Number.isFinite(staleMs)
+      ? `health view is ${Math.round(staleMs / 1000)}s old, over the ${Math.round(staleAfterMs / 1000)}s stale limit`
+      : 'health view never read from the state store'
+    return { ready: false, reason }
+  }
+  return { ready: true }
 }
 
 export function zonePools(table: ZoneTable): ZonePools[] {
@@ -102,23 +123,56 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
   // starts while Redis is up does not begin with everything up.
   await sync.start()
   log.info({ store: store.kind, generation: sync.generation, instance: instanceId }, 'health state loaded')
-  let onZones = (): void => {}
-  server = await startServer({
-    zonesDir: cfg.zones,
-    listen: cfg.listen,
-    log,
-    watch: cfg.watch,
-    tcp: cfg.tcp,
-    ...(observe ? { observe } : {}),
-    onZonesChanged: () => onZones(),
-    answer: {
-      nsid: cfg.nsid,
-      chaos: { id: cfg.chaosId, version: cfg.chaosVersion },
-      maxUdpSize: cfg.maxUdpSize,
-      geo,
-      health,
-    },
+  // Webhooks follow the health view from here on, the first full view (just below) included, so
+  // their per-pool tracking starts from what this instance actually answers.
+  const webhooks =
+    cfg.webhooks.length > 0
+      ? startWebhooks({
+          urls: cfg.webhooks,
+          instance: instanceId,
+          log,
+          poolSize: (zone, pool) =>
+            table()
+              .zones.find((z) => z.stateKey === zone)
+              ?.pools.find((p) => p.name === pool)?.endpoints.length ?? 0,
+        })
+      : undefined
+  const answerer = new Answerer({
+    nsid: cfg.nsid,
+    chaos: { id: cfg.chaosId, version: cfg.chaosVersion },
+    maxUdpSize: cfg.maxUdpSize,
+    geo,
+    health,
   })
+  const metrics = new Metrics({ answerer, health })
+  const count = metrics.observe
+  const observer: QueryObserver = observe
+    ? (query, response, transport, client) => {
+        count(query, response, transport)
+        observe(query, response, transport, client)
+      }
+    : count
+  let onZones = (): void => {}
+  try {
+    server = await startServer({
+      zonesDir: cfg.zones,
+      listen: cfg.listen,
+      log,
+      watch: cfg.watch,
+      tcp: cfg.tcp,
+      answerer,
+      observe: observer,
+      onZonesChanged: () => onZones(),
+      onReloadOutcome: metrics.reloaded,
+    })
+  } catch (err) {
+    webhooks?.stop()
+    metrics.close()
+    sync.stop()
+    geo.close()
+    await store.close()
+    throw err
+  }
   sync.rebuild()
 
   // Embedded mode probes in-process; with Redis, `gslb probe` workers do it.
@@ -133,11 +187,21 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
           log,
           // Alone in its vantage, this prober needs no membership churn: heartbeat rarely.
           heartbeatMs: 5000,
+          // The operator's probe allow/deny lists apply here as in `gslb probe`; every result counted.
+          run: metrics.countedCheck(guardedCheck(cfg.probeAllow, cfg.probeDeny), cfg.region),
         })
   onZones = () => {
     prober?.reload()
     sync.rebuild()
   }
+  const running = server
+  metrics.watch({
+    tcp: () => running.tcpStats(),
+    store,
+    sync,
+    prober: prober ? () => prober.stats() : undefined,
+    webhooks: webhooks ? () => webhooks.stats() : undefined,
+  })
 
   const admin = cfg.admin
     ? await startAdmin({
@@ -157,20 +221,24 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
           generation: sync.generation,
           staleMs: Math.min(sync.staleMs, Number.MAX_SAFE_INTEGER),
         }),
+        ready: () => readiness(table().zones.length, store.kind, sync.staleMs, cfg.staleAfterMs),
+        metrics: () => metrics.scrape(),
       })
     : undefined
   if (admin && cfg.admin) log.info({ host: cfg.admin.host, port: admin.port }, 'admin endpoint listening')
 
-  const running = server
   return {
     server: running,
     store,
     health,
     admin,
+    metrics,
     instanceId,
     async close() {
       await prober?.stop()
       sync.stop()
+      webhooks?.stop()
+      metrics.close()
       geo.close()
       await admin?.close()
       await running.close()

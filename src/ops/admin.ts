@@ -5,10 +5,15 @@
  * server's in-memory state; with Redis the CLI can write the store directly instead.
  *
  *   GET  /healthz                 process alive
+ *   GET  /readyz                  200 when ready to answer (zones loaded, health view fresh), else 503 + reason
+ *   GET  /metrics                 Prometheus text format
  *   GET  /status                  the `gslb status --json` report
  *   GET  /audit?limit=N           operator actions, newest first
  *   GET  /explain?name=&type=&client=&ecs=   decision trace (text)
  *   POST /action                  { action, target, weight?, for?, from?, until?, who?, why? }
+ *
+ * With `--admin-token`, every route needs the bearer token, probes and scrapes included (both
+ * Kubernetes probes and Prometheus can send the header).
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -38,7 +43,14 @@ export interface AdminOptions {
   readonly self?:
     | (() => { instance: string; store: string; connected: boolean; generation: number; staleMs: number })
     | undefined
+  /** For /readyz; without it the instance counts as ready once the admin endpoint is up. */
+  readonly ready?: (() => Readiness) | undefined
+  /** For /metrics; without it /metrics is 404. */
+  readonly metrics?: (() => Promise<{ contentType: string; text: string }>) | undefined
 }
+
+/** Whether the instance should get traffic; `reason` says why not. */
+export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string }
 
 export interface AdminServer {
   readonly port: number
@@ -78,6 +90,17 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: AdminOpti
     case 'GET /healthz':
       send(res, 200, { ok: true })
       return
+    case 'GET /readyz': {
+      const r = opts.ready?.() ?? { ready: true }
+      send(res, r.ready ? 200 : 503, r)
+      return
+    }
+    case 'GET /metrics': {
+      if (!opts.metrics) break
+      const m = await opts.metrics()
+      res.writeHead(200, { 'content-type': m.contentType }).end(m.text)
+      return
+    }
     case 'GET /status': {
       const data = await opts.store.load()
       const instances = await opts.store.instances().catch(() => [])
@@ -122,9 +145,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: AdminOpti
       send(res, 200, { done })
       return
     }
-    default:
-      send(res, 404, { error: `no route ${route}` })
   }
+  send(res, 404, { error: `no route ${route}` })
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {

@@ -11,7 +11,7 @@ import { EDNS_UDP_SIZE, type EdnsConfig, errorResponse, optLength, writeOpt } fr
 import { FLAG_AA, FLAG_QR, type RenderInput, render, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
 import { HealthStore } from '../health/state.ts'
-import type { ServiceNode } from '../policy/service.ts'
+import type { CompiledService, Decision, ServiceNode } from '../policy/service.ts'
 import { EMPTY_TABLE, lookup, type ZoneTable } from '../zone/table.ts'
 import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 import { type GeoLookup, QueryContext } from './context.ts'
@@ -36,6 +36,19 @@ export interface AnswerConfig {
 
 export type Transport = 'udp' | 'tcp'
 
+/**
+ * What a service decided for the last query a service answered. One record per Answerer,
+ * overwritten in place (no allocation per query) and written on the service path only; an observer
+ * reads it right after `answer()` returns and checks `query` to know whether it describes the
+ * message just answered or an earlier one.
+ */
+export interface ServiceOutcome {
+  /** The message the decision was made for; compare by identity with the message just answered. */
+  readonly query: Buffer | undefined
+  readonly service: CompiledService | undefined
+  readonly decision: Decision | undefined
+}
+
 /** One per process: owns the reusable Query scratch object and the current zone table. */
 export class Answerer {
   #table: ZoneTable = EMPTY_TABLE
@@ -45,6 +58,11 @@ export class Answerer {
   readonly #chaos: ReadonlyMap<string, Template>
   readonly #health: HealthStore
   readonly #ctx: QueryContext
+  readonly #outcome: { -readonly [K in keyof ServiceOutcome]: ServiceOutcome[K] } = {
+    query: undefined,
+    service: undefined,
+    decision: undefined,
+  }
   readonly #render: { -readonly [K in keyof RenderInput]: RenderInput[K] } = {
     packet: Buffer.alloc(0),
     id: 0,
@@ -85,6 +103,11 @@ export class Answerer {
     return this.#q
   }
 
+  /** The last service decision (for metrics; valid until the next call, see ServiceOutcome). */
+  get lastOutcome(): ServiceOutcome {
+    return this.#outcome
+  }
+
   /** Answers one DNS message from `source` (the peer address); `null` means stay silent. */
   answer(packet: Buffer, transport: Transport, source = ''): Buffer | null {
     const q = this.#q
@@ -119,6 +142,10 @@ export class Answerer {
       const svc = t.service
       ctx.reset(q, source, this.#health.current.view(svc.zoneKey))
       const decision = svc.decide(q.qtype === T.AAAA ? T.AAAA : T.A, ctx)
+      const o = this.#outcome
+      o.query = packet
+      o.service = svc
+      o.decision = decision
       const tpl = svc.template(t, q.qtype, decision)
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope

@@ -10,7 +10,7 @@ import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
 import { NO_OBSERVER, type QueryObserver } from './observer.ts'
-import { DEFAULT_TCP_LIMITS, listenTcp, type TcpLimits, type TcpListener } from './tcp.ts'
+import { DEFAULT_TCP_LIMITS, listenTcp, type TcpLimits, type TcpListener, type TcpStats } from './tcp.ts'
 import { listenUdp, type UdpListener } from './udp.ts'
 
 export interface ListenAddress {
@@ -23,6 +23,8 @@ export interface ServerOptions {
   readonly zonesDir: string
   readonly listen: readonly ListenAddress[]
   readonly answer?: AnswerConfig
+  /** An Answerer made by the caller, who shares it with its observer (metrics); else one from `answer`. */
+  readonly answerer?: Answerer
   readonly tcp?: Partial<TcpLimits>
   readonly log: Logger
   readonly observe?: QueryObserver
@@ -30,6 +32,8 @@ export interface ServerOptions {
   readonly watch?: boolean
   /** Called after a reload changed the served zones (the prober and health view follow). */
   readonly onZonesChanged?: () => void
+  /** Called with every file's outcome after each reload, the startup load included (metrics). */
+  readonly onReloadOutcome?: (files: readonly FileOutcome[], reason: string) => void
 }
 
 export interface RunningServer {
@@ -38,6 +42,8 @@ export interface RunningServer {
   readonly zones: ZoneSet
   readonly answerer: Answerer
   reload(reason: string): readonly FileOutcome[]
+  /** TCP connection figures summed over every listener. */
+  tcpStats(): TcpStats
   close(graceMs?: number): Promise<void>
 }
 
@@ -48,7 +54,7 @@ export class NoZonesError extends GslbError {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log
   const zones = new ZoneSet(opts.zonesDir)
-  const answerer = new Answerer(opts.answer)
+  const answerer = opts.answerer ?? new Answerer(opts.answer)
   const limits: TcpLimits = { ...DEFAULT_TCP_LIMITS, ...opts.tcp }
   const observe = opts.observe ?? NO_OBSERVER
 
@@ -63,6 +69,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     for (const f of report.files) logOutcome(log, f, reason)
     answerer.table = zones.table
+    opts.onReloadOutcome?.(report.files, reason)
     if (report.changed && reason !== 'startup') opts.onZonesChanged?.()
     return report.files
   }
@@ -107,6 +114,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     zones,
     answerer,
     reload,
+    tcpStats() {
+      const sum = { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 }
+      for (const t of tcp) {
+        const s = t.stats()
+        sum.connections += s.connections
+        sum.rejectedTotal += s.rejectedTotal
+        sum.rejectedPerSource += s.rejectedPerSource
+        sum.shortFrames += s.shortFrames
+      }
+      return sum
+    },
     async close(graceMs = 5_000) {
       watcher?.close()
       await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(graceMs))])

@@ -3,7 +3,14 @@
  * DNS over TCP per RFC 7766: 2-byte length framing, any number of queries per connection,
  * pipelined queries answered as they are read. Limits keep a slow or stalled client from holding
  * resources: an idle timeout, a deadline for a started-but-unfinished message, a cap on output a
- * client leaves unread, and a cap on open connections.
+ * client leaves unread, a cap on open connections and a smaller one per source address.
+ *
+ * Message sizes: the 2-byte prefix caps a message at 65535 bytes, and at most one unfinished
+ * message is buffered per connection. A frame shorter than a DNS header (12 bytes) cannot be a
+ * query; it is dropped without an answer, exactly like a short UDP datagram, and counted. The
+ * connection stays open: the framing is intact (the next prefix follows the short frame), and
+ * closing would cost a client that pipelines one bad message every answer queued behind it,
+ * while keeping it open costs us no more than a valid query would.
  */
 
 import { createServer, type Server, type Socket } from 'node:net'
@@ -19,6 +26,11 @@ export interface TcpLimits {
   readonly messageTimeoutMs: number
   /** Connections accepted at once; more are closed on arrival. */
   readonly maxConnections: number
+  /**
+   * Connections accepted at once from one source address (per listening address, like
+   * `maxConnections`); more from it are reset on arrival, so one client cannot take every slot.
+   */
+  readonly maxConnectionsPerSource: number
   /** Responses a client may leave unread before we give up on it. */
   readonly maxPendingOutput: number
 }
@@ -27,12 +39,26 @@ export const DEFAULT_TCP_LIMITS: TcpLimits = Object.freeze({
   idleTimeoutMs: 10_000,
   messageTimeoutMs: 5_000,
   maxConnections: 1_000,
+  maxConnectionsPerSource: 64,
   maxPendingOutput: 256 * 1024,
 })
+
+/** What one listener has seen since it started; read at scrape time, never on the query path. */
+export interface TcpStats {
+  /** Connections open now. */
+  readonly connections: number
+  /** Connections closed on arrival because `maxConnections` were open. */
+  readonly rejectedTotal: number
+  /** Connections closed on arrival because their source had `maxConnectionsPerSource` open. */
+  readonly rejectedPerSource: number
+  /** Frames shorter than a DNS header, dropped unanswered. */
+  readonly shortFrames: number
+}
 
 export interface TcpListener {
   readonly server: Server
   readonly port: number
+  stats(): TcpStats
   /** Stops accepting, lets every connection flush what it was sent, then resolves. */
   close(graceMs: number): Promise<void>
 }
@@ -46,18 +72,35 @@ export function listenTcp(
   limits: TcpLimits,
 ): Promise<TcpListener> {
   const conns = new Set<Socket>()
+  const perSource = new Map<string, number>()
+  const counts = { rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 }
   let closing = false
   const server = createServer({ noDelay: true }, (sock) => {
     if (closing) {
       sock.destroy()
       return
     }
+    const source = sock.remoteAddress ?? ''
+    const open = perSource.get(source) ?? 0
+    if (open >= limits.maxConnectionsPerSource) {
+      counts.rejectedPerSource++
+      // A reset leaves no TIME_WAIT entry on our side for a client that keeps knocking.
+      sock.resetAndDestroy()
+      return
+    }
+    perSource.set(source, open + 1)
     conns.add(sock)
-    sock.on('close', () => conns.delete(sock))
-    serveConnection(sock, answerer, log, observe, limits, () => closing)
+    sock.on('close', () => {
+      conns.delete(sock)
+      const left = (perSource.get(source) ?? 1) - 1
+      if (left > 0) perSource.set(source, left)
+      else perSource.delete(source)
+    })
+    serveConnection(sock, answerer, log, observe, limits, counts, () => closing)
   })
-  // Node refuses connections beyond this itself, before any per-connection work.
+  // Node refuses connections beyond this itself, before any per-connection work, and says so.
   server.maxConnections = limits.maxConnections
+  server.on('drop', () => counts.rejectedTotal++)
   server.on('error', (err) => log.warn({ err }, 'TCP server error'))
 
   return new Promise((resolveListen, reject) => {
@@ -69,6 +112,7 @@ export function listenTcp(
       resolveListen({
         server,
         port: typeof addr === 'object' && addr ? addr.port : port,
+        stats: () => ({ connections: conns.size, ...counts }),
         close: (graceMs) =>
           new Promise<void>((done) => {
             closing = true
@@ -91,6 +135,7 @@ function serveConnection(
   log: Logger,
   observe: QueryObserver,
   limits: TcpLimits,
+  counts: { shortFrames: number },
   closing: () => boolean,
 ): void {
   const client = sock.remoteAddress ?? ''
@@ -108,6 +153,10 @@ function serveConnection(
       const msg = buf.subarray(2, 2 + len)
       buf = buf.subarray(2 + len)
       answered = true
+      if (len < 12) {
+        counts.shortFrames++
+        continue
+      }
       let out: Buffer | null
       try {
         out = answerer.answer(msg, 'tcp', client)

@@ -1,0 +1,779 @@
+/**
+ * @module ops/metrics
+ * Prometheus metrics of one serving instance, in one prom-client registry, scraped at the admin
+ * endpoint's `GET /metrics`.
+ *
+ * The query path never touches prom-client: a label lookup there hashes a labels object per
+ * call, which costs more than answering a static query. Queries are counted into plain typed
+ * arrays instead (one Float64Array per zone, indexed by qtype bucket x rcode x transport; one small
+ * array per service and pool), reached with at most a couple of Map lookups on keys whose hash V8
+ * has already cached. prom-client only sees the totals, copied in by `collect()` callbacks when
+ * somebody scrapes:
+ *
+ * ```
+ *  query path ─ count() ─→ Float64Array[qtype][rcode][transport] per zone, sizes, TC, outcomes
+ *  health sync ─ gslb:health:change ─→ transition counts          │
+ *  prober ─ countedCheck() ─→ probe results, last RTT              │ collect() at scrape time
+ *  reloads ─ reloaded() ─→ reload counts                           ↓
+ *  store, sync, TCP listeners, zone table ─────────────→ prom-client Registry ─→ /metrics text
+ * ```
+ *
+ * Label values come from zone files (zones, services, pools, endpoints) or from fixed lists
+ * (qtype, rcode, transport, outcome, result), so the series count is bounded by configuration,
+ * never by traffic.
+ */
+
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
+import { nameToString } from '../dns/name.ts'
+import type { Query } from '../dns/query.ts'
+import { RCODE, T } from '../dns/types.ts'
+import type { HealthStore } from '../health/state.ts'
+import type { HealthChangeMessage } from '../health/sync.ts'
+import type { CompiledService, Decision } from '../policy/service.ts'
+import type { ProbeSchedulerStats, RunCheck } from '../probe/scheduler.ts'
+import type { CheckResult } from '../probe/types.ts'
+import type { Answerer, Transport } from '../query/handle.ts'
+import type { TcpStats } from '../server/tcp.ts'
+import { splitTargetId, type TargetId } from '../state/types.ts'
+import type { CompiledZone } from '../zone/compile.ts'
+import type { ZoneTable } from '../zone/table.ts'
+import { CLASS_IN } from '../zone/types.ts'
+
+// ---------------------------------------------------------------------------------------------
+// Fixed label sets
+
+/** QTYPE buckets: the types worth telling apart, then everything else, then "no question". */
+const QTYPE_LIST: ReadonlyArray<readonly [string, number]> = [
+  ['A', T.A],
+  ['AAAA', T.AAAA],
+  ['CNAME', T.CNAME],
+  ['MX', T.MX],
+  ['NS', T.NS],
+  ['SOA', T.SOA],
+  ['TXT', T.TXT],
+  ['SRV', T.SRV],
+  ['PTR', T.PTR],
+  ['NAPTR', T.NAPTR],
+  ['CAA', T.CAA],
+  ['DS', T.DS],
+  ['DNSKEY', T.DNSKEY],
+  ['SVCB', 64],
+  ['HTTPS', 65],
+  ['ANY', T.ANY],
+  ['AXFR', T.AXFR],
+  ['IXFR', T.IXFR],
+]
+export const QTYPE_LABELS: readonly string[] = [...QTYPE_LIST.map(([n]) => n), 'other', '']
+const QTYPE_OTHER = QTYPE_LIST.length
+const QTYPE_NONE = QTYPE_LIST.length + 1
+const NQ = QTYPE_LABELS.length
+/** QTYPE number → bucket, one byte per possible type: a lookup with no branches. */
+const QTYPE_INDEX = new Uint8Array(65536).fill(QTYPE_OTHER)
+for (const [i, [, n]] of QTYPE_LIST.entries()) QTYPE_INDEX[n] = i
+
+export const RCODE_LABELS: readonly string[] = [
+  'NOERROR',
+  'FORMERR',
+  'SERVFAIL',
+  'NXDOMAIN',
+  'NOTIMP',
+  'REFUSED',
+  'BADVERS',
+  'other',
+]
+const NR = RCODE_LABELS.length
+
+function rcodeIndex(rcode: number): number {
+  return rcode <= RCODE.REFUSED ? rcode : rcode === RCODE.BADVERS ? 6 : 7
+}
+
+export const TRANSPORT_LABELS: readonly Transport[] = ['udp', 'tcp']
+
+/** Upper bounds of the response size buckets (bytes); one more bucket holds everything larger. */
+export const SIZE_BUCKETS: readonly number[] = [64, 128, 256, 512, 1024, 2048, 4096]
+const NB = SIZE_BUCKETS.length + 1
+
+/** Bucket of a response size: bounds are powers of two, so the bit length finds it. */
+function sizeBucket(size: number): number {
+  if (size <= 64) return 0
+  const i = 32 - Math.clz32(size - 1) - 6
+  return i < NB - 1 ? i : NB - 1
+}
+
+export const OUTCOME_LABELS = ['answer', 'nodata', 'servfail', 'all_down'] as const
+const O_ANSWER = 0
+const O_NODATA = 1
+const O_SERVFAIL = 2
+const O_ALL_DOWN = 3
+
+// ---------------------------------------------------------------------------------------------
+// Query counting: the only part on the query path
+
+/** Query counts of one zone (zone "" holds REFUSED, unparsed and CHAOS queries). */
+interface ZoneCounts {
+  readonly zone: string
+  /** Index `(qtype bucket * NR + rcode bucket) * 2 + transport`. */
+  readonly queries: Float64Array
+}
+
+/** Decisions of one service, per answering pool ("" when no endpoint answered). */
+interface ServiceCounts {
+  readonly zone: ZoneCounts
+  readonly service: string
+  readonly byPool: Map<string, Float64Array>
+}
+
+export interface QuerySeries {
+  readonly zone: string
+  readonly qtype: string
+  readonly rcode: string
+  readonly transport: Transport
+  readonly value: number
+}
+
+export interface AnswerSeries {
+  readonly zone: string
+  readonly service: string
+  readonly pool: string
+  readonly outcome: (typeof OUTCOME_LABELS)[number]
+  readonly value: number
+}
+
+export interface SizeSeries {
+  readonly transport: Transport
+  /** Per bucket of SIZE_BUCKETS plus the overflow bucket, not cumulative. */
+  readonly buckets: readonly number[]
+  readonly sum: number
+  readonly count: number
+}
+
+/**
+ * Counts every answered query: O(1) work and no allocation in the steady state. Reads what the
+ * Answerer left behind (the parsed query, the service outcome) instead of parsing the response.
+ */
+export class QueryCounters {
+  readonly #answerer: Answerer
+  readonly #zones = new Map<string, ZoneCounts>()
+  readonly #none: ZoneCounts
+  readonly #truncated = new Float64Array(2)
+  readonly #sizes = new Float64Array(2 * NB)
+  readonly #sizeSum = new Float64Array(2)
+  /** Per compiled service object (dropped with the zone it belongs to), pointing at stable counts. */
+  readonly #services = new WeakMap<CompiledService, ServiceCounts>()
+  readonly #serviceCounts = new Map<string, ServiceCounts>()
+  /** Zone resolution for names that are not a node of the table, rebuilt when the table changes. */
+  #table: ZoneTable | undefined
+  #byZone = new Map<CompiledZone, ZoneCounts>()
+  #apexes = new Map<string, ZoneCounts>()
+  /** Label counts of the served apexes, deepest first (a child zone wins over its parent). */
+  #depths: number[] = []
+
+  constructor(answerer: Answerer) {
+    this.#answerer = answerer
+    this.#none = this.#zone('')
+  }
+
+  /** The QueryObserver body: `query` and `response` as the listener saw them. */
+  count(query: Buffer, response: Buffer, transport: Transport): void {
+    const t = transport === 'tcp' ? 1 : 0
+    const a = this.#answerer
+    const q = a.lastQuery
+    let rcode = response[3]! & 0x0f
+    // BADVERS (16) shows as 0 in the header; it is the only answer to an EDNS version above 0.
+    if (rcode === 0 && q.hasEdns && q.ednsVersion !== 0) rcode = RCODE.BADVERS
+    const o = a.lastOutcome
+    let zone: ZoneCounts
+    if (o.query === query && o.service !== undefined && o.decision !== undefined) {
+      zone = this.#decided(o.service, o.decision)
+    } else if (!q.hasQuestion || rcode === RCODE.REFUSED || q.qclass !== CLASS_IN) {
+      zone = this.#none
+    } else {
+      zone = this.#zoneOf(q, a.table, rcode)
+    }
+    const qt = q.hasQuestion ? QTYPE_INDEX[q.qtype]! : QTYPE_NONE
+    zone.queries[(qt * NR + rcodeIndex(rcode)) * 2 + t]!++
+    if ((response[2]! & 0x02) !== 0) this.#truncated[t]!++
+    const size = response.length
+    this.#sizes[t * NB + sizeBucket(size)]!++
+    this.#sizeSum[t]! += size
+  }
+
+  #decided(svc: CompiledService, d: Decision): ZoneCounts {
+    const sc = this.#services.get(svc) ?? this.#newService(svc)
+    let outcome: number
+    let pool = ''
+    switch (d.kind) {
+      case 'servfail':
+        outcome = O_SERVFAIL
+        break
+      case 'nodata':
+        outcome = d.allDown ? O_ALL_DOWN : O_NODATA
+        break
+      case 'answer':
+        outcome = d.allDown ? O_ALL_DOWN : O_ANSWER
+        // The pool of the first endpoint answered: the one a failover or geo step chose.
+        pool = d.endpoints[0]?.pool.name ?? ''
+        break
+    }
+    let counts = sc.byPool.get(pool)
+    if (counts === undefined) {
+      counts = new Float64Array(OUTCOME_LABELS.length)
+      sc.byPool.set(pool, counts)
+    }
+    counts[outcome]!++
+    return sc.zone
+  }
+
+  /** First sight of a compiled service (after a load or reload): find or make its stable counts. */
+  #newService(svc: CompiledService): ServiceCounts {
+    const name = serviceLabel(svc)
+    const key = `${svc.zoneKey}\0${name}`
+    let sc = this.#serviceCounts.get(key)
+    if (sc === undefined) {
+      sc = { zone: this.#zone(svc.zoneKey), service: name, byPool: new Map() }
+      this.#serviceCounts.set(key, sc)
+    }
+    this.#services.set(svc, sc)
+    return sc
+  }
+
+  #zone(key: string): ZoneCounts {
+    let z = this.#zones.get(key)
+    if (z === undefined) {
+      z = { zone: key, queries: new Float64Array(NQ * NR * 2) }
+      this.#zones.set(key, z)
+    }
+    return z
+  }
+
+  /**
+   * The zone that answered `q`: the deepest served apex the name lies under, which is also the
+   * zone of the name's node when it has one (the table gives names below a served child zone to
+   * that child alone).
+   */
+  #zoneOf(q: Query, table: ZoneTable, rcode: number): ZoneCounts {
+    if (table !== this.#table) this.#index(table)
+    // Fast path for names that exist: the lookup already hashed q.key, so this one is cheap.
+    // NXDOMAIN names almost never have a node (a dangling CNAME does), so they skip it.
+    if (rcode !== RCODE.NXDOMAIN) {
+      const node = table.nodes.get(q.key)
+      if (node !== undefined) return this.#byZone.get(node.zone) ?? this.#none
+    }
+    // NXDOMAIN, wildcards, names below a cut: one probe per distinct apex depth, usually one.
+    for (const d of this.#depths) {
+      const skip = q.labelCount - d
+      if (skip < 1) continue
+      const z = this.#apexes.get(q.suffixKey(skip))
+      if (z !== undefined) return z
+    }
+    return this.#none
+  }
+
+  #index(table: ZoneTable): void {
+    this.#table = table
+    this.#byZone = new Map()
+    this.#apexes = new Map()
+    const depths = new Set<number>()
+    for (const z of table.zones) {
+      const c = this.#zone(z.stateKey)
+      this.#byZone.set(z, c)
+      this.#apexes.set(z.apex.key, c)
+      depths.add(z.apex.labels)
+    }
+    this.#depths = [...depths].sort((a, b) => b - a)
+  }
+
+  // Scrape-time reads.
+
+  queries(): QuerySeries[] {
+    const out: QuerySeries[] = []
+    for (const z of this.#zones.values()) {
+      const a = z.queries
+      for (let i = 0; i < a.length; i++) {
+        const value = a[i]!
+        if (value === 0) continue
+        const t = i & 1
+        const rc = (i >> 1) % NR
+        const qt = Math.floor((i >> 1) / NR)
+        out.push({
+          zone: z.zone,
+          qtype: QTYPE_LABELS[qt]!,
+          rcode: RCODE_LABELS[rc]!,
+          transport: TRANSPORT_LABELS[t]!,
+          value,
+        })
+      }
+    }
+    return out
+  }
+
+  answers(): AnswerSeries[] {
+    const out: AnswerSeries[] = []
+    for (const sc of this.#serviceCounts.values()) {
+      for (const [pool, counts] of sc.byPool) {
+        for (const [i, outcome] of OUTCOME_LABELS.entries()) {
+          const value = counts[i]!
+          if (value > 0) out.push({ zone: sc.zone.zone, service: sc.service, pool, outcome, value })
+        }
+      }
+    }
+    return out
+  }
+
+  truncated(transport: Transport): number {
+    return this.#truncated[transport === 'tcp' ? 1 : 0]!
+  }
+
+  sizes(): SizeSeries[] {
+    return TRANSPORT_LABELS.map((transport, t) => {
+      const buckets = Array.from(this.#sizes.subarray(t * NB, (t + 1) * NB))
+      return { transport, buckets, sum: this.#sizeSum[t]!, count: buckets.reduce((s, n) => s + n, 0) }
+    })
+  }
+}
+
+/** A service as its zone file names it: `www`, `*.apps`, or `@` at the apex. */
+function serviceLabel(svc: CompiledService): string {
+  const owner = nameToString(svc.config.owner).toLowerCase().replace(/\.$/, '')
+  if (owner === svc.zoneKey) return '@'
+  return owner.endsWith(`.${svc.zoneKey}`) ? owner.slice(0, -svc.zoneKey.length - 1) : owner
+}
+
+// ---------------------------------------------------------------------------------------------
+// Everything else: counted off the query path, or read at scrape time
+
+/** Why an endpoint flipped, in a word (the HealthChangeMessage reason is free text). */
+export function reasonKind(reason: string): string {
+  if (reason.startsWith('forced')) return 'forced'
+  if (reason === 'drained') return 'drained'
+  if (reason.startsWith('pushed')) return 'pushed'
+  if (reason.startsWith('check')) return 'check'
+  if (reason.startsWith('no current report')) return 'no_report'
+  return 'other'
+}
+
+/** What a zone reload reported for one file; the shape of FileOutcome that metrics need. */
+export interface ReloadedFile {
+  readonly status: 'loaded' | 'unchanged' | 'rejected' | 'removed'
+  readonly zone: string | undefined
+}
+
+/** Read when scraped; each source is optional (no prober with Redis, no webhooks unless set). */
+export interface ScrapeSources {
+  readonly tcp: () => TcpStats
+  readonly store: { readonly connected: boolean }
+  readonly sync: { readonly staleMs: number; readonly generation: number }
+  readonly prober?: (() => ProbeSchedulerStats) | undefined
+  readonly webhooks?: (() => { delivered: number; failed: number; dropped: number }) | undefined
+}
+
+interface ProbeCounts {
+  readonly labels: { readonly vantage: string; readonly zone: string; readonly endpoint: string }
+  ok: number
+  fail: number
+  timeout: number
+  /** Round-trip time of the last successful probe, seconds. */
+  latency: number | undefined
+}
+
+/** A labelled count kept off the query path (transitions, reloads), keyed by its joined labels. */
+interface Tally<L> {
+  readonly labels: L
+  value: number
+}
+
+function tally<L>(map: Map<string, Tally<L>>, key: string, labels: L): void {
+  const t = map.get(key)
+  if (t === undefined) map.set(key, { labels, value: 1 })
+  else t.value++
+}
+
+export interface MetricsOptions {
+  readonly answerer: Answerer
+  readonly health: HealthStore
+  /** Add prom-client's process and Node.js runtime metrics (default true). */
+  readonly defaultMetrics?: boolean
+}
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly queries: QueryCounters
+  readonly #answerer: Answerer
+  readonly #health: HealthStore
+  #sources: ScrapeSources | undefined
+  readonly #transitions = new Map<
+    string,
+    Tally<{ zone: string; endpoint: string; direction: 'up' | 'down'; reason_kind: string }>
+  >()
+  readonly #reloads = new Map<string, Tally<{ zone: string; result: string }>>()
+  readonly #probes = new Map<string, ProbeCounts>()
+  readonly #onHealthChange = (message: unknown): void => {
+    const m = message as HealthChangeMessage
+    const direction = m.up ? 'up' : 'down'
+    const kind = reasonKind(m.reason)
+    tally(this.#transitions, `${m.zone}\0${m.endpoint}\0${direction}\0${kind}`, {
+      zone: m.zone,
+      endpoint: m.endpoint,
+      direction,
+      reason_kind: kind,
+    })
+  }
+
+  /** The QueryObserver to hand the listeners (bound, so it can be passed around as is). */
+  readonly observe = (query: Buffer, response: Buffer, transport: Transport): void => {
+    this.queries.count(query, response, transport)
+  }
+
+  /** The `onReloadOutcome` hook of startServer. */
+  readonly reloaded = (files: readonly ReloadedFile[]): void => {
+    for (const f of files) {
+      if (f.status === 'unchanged') continue
+      const zone = f.zone === undefined ? '' : f.zone.toLowerCase().replace(/\.$/, '')
+      tally(this.#reloads, `${zone}\0${f.status}`, { zone, result: f.status })
+    }
+  }
+
+  constructor(opts: MetricsOptions) {
+    this.#answerer = opts.answerer
+    this.#health = opts.health
+    this.queries = new QueryCounters(opts.answerer)
+    subscribe('gslb:health:change', this.#onHealthChange)
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
+    this.#register()
+  }
+
+  /** Sources read at scrape time, known once the server, sync and prober are running. */
+  watch(sources: ScrapeSources): void {
+    this.#sources = sources
+  }
+
+  /**
+   * `run` with every result counted per target: ok, fail, or timeout (the scheduler gave up on
+   * it). A probe cut short because the target went away or the prober stopped is not counted.
+   */
+  countedCheck(run: RunCheck, vantage: string): RunCheck {
+    return (target, signal) =>
+      run(target, signal).then((r) => {
+        this.#probeResult(vantage, target.id, r, signal)
+        return r
+      })
+  }
+
+  #probeResult(vantage: string, id: TargetId, r: CheckResult, signal: AbortSignal): void {
+    let result: 'ok' | 'fail' | 'timeout' = r.ok ? 'ok' : 'fail'
+    if (signal.aborted) {
+      const reason: unknown = signal.reason
+      if (!(reason instanceof Error && reason.name === 'TimeoutError')) return
+      result = 'timeout'
+    }
+    const key = `${vantage}\0${id}`
+    let p = this.#probes.get(key)
+    if (p === undefined) {
+      const { zone, endpoint } = splitTargetId(id)
+      p = { labels: { vantage, zone, endpoint }, ok: 0, fail: 0, timeout: 0, latency: undefined }
+      this.#probes.set(key, p)
+    }
+    p[result]++
+    if (result === 'ok' && r.latencyMs !== undefined) p.latency = r.latencyMs / 1000
+  }
+
+  /** The exposition text (Prometheus 0.0.4) and its content type. */
+  async scrape(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() }
+  }
+
+  close(): void {
+    unsubscribe('gslb:health:change', this.#onHealthChange)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Registration: every value is copied in by collect() when scraped.
+
+  #register(): void {
+    const registers = [this.registry]
+    const q = this.queries
+    const table = (): ZoneTable => this.#answerer.table
+
+    const queries: Counter<'zone' | 'qtype' | 'rcode' | 'transport'> = new Counter({
+      name: 'gslb_queries_total',
+      help: 'DNS queries answered, by zone ("" for REFUSED, unparsed and CHAOS), QTYPE bucket, rcode and transport',
+      labelNames: ['zone', 'qtype', 'rcode', 'transport'],
+      registers,
+      collect: () => {
+        queries.reset()
+        for (const s of q.queries())
+          queries.inc({ zone: s.zone, qtype: s.qtype, rcode: s.rcode, transport: s.transport }, s.value)
+      },
+    })
+
+    const truncated: Counter<'transport'> = new Counter({
+      name: 'gslb_responses_truncated_total',
+      help: 'Responses sent with TC set (the client should retry over TCP)',
+      labelNames: ['transport'],
+      registers,
+      collect: () => {
+        truncated.reset()
+        for (const transport of TRANSPORT_LABELS) truncated.inc({ transport }, q.truncated(transport))
+      },
+    })
+
+    this.registry.registerMetric(
+      new PrecountedHistogram('gslb_response_size_bytes', 'Size of DNS responses sent, bytes', SIZE_BUCKETS, () =>
+        q.sizes(),
+      ) as unknown as Metric,
+    )
+
+    const answers: Counter<'zone' | 'service' | 'pool' | 'outcome'> = new Counter({
+      name: 'gslb_answers_total',
+      help:
+        'Decisions of load-balanced names: answer, nodata, servfail (all-down mode servfail) or all_down ' +
+        '(nothing healthy; the all-down mode answered), by the pool of the first endpoint answered',
+      labelNames: ['zone', 'service', 'pool', 'outcome'],
+      registers,
+      collect: () => {
+        answers.reset()
+        for (const s of q.answers())
+          answers.inc({ zone: s.zone, service: s.service, pool: s.pool, outcome: s.outcome }, s.value)
+      },
+    })
+
+    const endpointUp: Gauge<'zone' | 'pool' | 'endpoint'> = new Gauge({
+      name: 'gslb_endpoint_up',
+      help: 'Whether the endpoint is in rotation in the health view this instance answers from (1 up, 0 down or drained)',
+      labelNames: ['zone', 'pool', 'endpoint'],
+      registers,
+      collect: () => {
+        // Read from the current snapshot rather than rebuilt from change messages: it also
+        // covers the state at startup and endpoints that never changed.
+        endpointUp.reset()
+        const snapshot = this.#health.current
+        for (const z of table().zones) {
+          const view = snapshot.view(z.stateKey)
+          for (const p of z.pools)
+            for (const e of p.endpoints)
+              endpointUp.set({ zone: z.stateKey, pool: p.name, endpoint: e.name }, view.up(e) ? 1 : 0)
+        }
+      },
+    })
+
+    const transitions: Counter<'zone' | 'endpoint' | 'direction' | 'reason_kind'> = new Counter({
+      name: 'gslb_endpoint_transitions_total',
+      help: "Endpoint state changes in this instance's health view, by direction and cause (check, forced, drained, pushed, no_report)",
+      labelNames: ['zone', 'endpoint', 'direction', 'reason_kind'],
+      registers,
+      collect: () => {
+        transitions.reset()
+        for (const t of this.#transitions.values()) transitions.inc(t.labels, t.value)
+      },
+    })
+
+    const probeResults: Counter<'vantage' | 'zone' | 'endpoint' | 'result'> = new Counter({
+      name: 'gslb_probe_results_total',
+      help: 'Health probes run by the in-process prober (embedded mode), by result: ok, fail or timeout',
+      labelNames: ['vantage', 'zone', 'endpoint', 'result'],
+      registers,
+      collect: () => {
+        probeResults.reset()
+        for (const p of this.#probes.values()) {
+          for (const result of ['ok', 'fail', 'timeout'] as const)
+            if (p[result] > 0) probeResults.inc({ ...p.labels, result }, p[result])
+        }
+      },
+    })
+
+    const probeLatency: Gauge<'vantage' | 'zone' | 'endpoint'> = new Gauge({
+      name: 'gslb_probe_latency_seconds',
+      help: 'Round-trip time of the last successful probe of the endpoint (in-process prober)',
+      labelNames: ['vantage', 'zone', 'endpoint'],
+      registers,
+      collect: () => {
+        probeLatency.reset()
+        for (const p of this.#probes.values()) if (p.latency !== undefined) probeLatency.set(p.labels, p.latency)
+      },
+    })
+
+    const proberTargets: Gauge = new Gauge({
+      name: 'gslb_prober_targets',
+      help: 'Targets the in-process prober probes',
+      registers,
+      collect: () => {
+        const s = this.#sources?.prober?.()
+        proberTargets.set(s?.targets ?? 0)
+      },
+    })
+
+    const proberLate: Gauge<'quantile'> = new Gauge({
+      name: 'gslb_prober_lateness_seconds',
+      help: 'How late recent probe starts were against their due time (the prober keeps up when this stays small)',
+      labelNames: ['quantile'],
+      registers,
+      collect: () => {
+        proberLate.reset()
+        const s = this.#sources?.prober?.()
+        if (s === undefined) return
+        proberLate.set({ quantile: '0.5' }, s.lateMsP50 / 1000)
+        proberLate.set({ quantile: '0.99' }, s.lateMsP99 / 1000)
+        proberLate.set({ quantile: '1' }, s.lateMsMax / 1000)
+      },
+    })
+
+    const proberWriteErrors: Counter = new Counter({
+      name: 'gslb_prober_write_errors_total',
+      help: 'Probe report writes to the state store that failed',
+      registers,
+      collect: () => {
+        proberWriteErrors.reset()
+        proberWriteErrors.inc(this.#sources?.prober?.().writeErrors ?? 0)
+      },
+    })
+
+    const connected: Gauge = new Gauge({
+      name: 'gslb_state_store_connected',
+      help: 'Whether the state store (Redis, or memory) is reachable',
+      registers,
+      collect: () => {
+        const s = this.#sources
+        if (s !== undefined) connected.set(s.store.connected ? 1 : 0)
+      },
+    })
+
+    const staleness: Gauge = new Gauge({
+      name: 'gslb_health_view_staleness_seconds',
+      help: 'Time since the health view was last read from the state store (+Inf before the first read)',
+      registers,
+      collect: () => {
+        const s = this.#sources
+        if (s !== undefined) staleness.set(s.sync.staleMs / 1000)
+      },
+    })
+
+    const generation: Gauge = new Gauge({
+      name: 'gslb_health_view_generation',
+      help: 'Generation of the state this instance answers from; instances that agree show the same number',
+      registers,
+      collect: () => {
+        const s = this.#sources
+        if (s !== undefined) generation.set(s.sync.generation)
+      },
+    })
+
+    const reloads: Counter<'zone' | 'result'> = new Counter({
+      name: 'gslb_zone_reloads_total',
+      help: 'Zone file loads by result: loaded, rejected (the previous version keeps serving) or removed; zone "" for a file rejected before its zone was known',
+      labelNames: ['zone', 'result'],
+      registers,
+      collect: () => {
+        reloads.reset()
+        for (const t of this.#reloads.values()) reloads.inc(t.labels, t.value)
+      },
+    })
+
+    const serial: Gauge<'zone'> = new Gauge({
+      name: 'gslb_zone_serial',
+      help: 'SOA serial of each zone served',
+      labelNames: ['zone'],
+      registers,
+      collect: () => {
+        serial.reset()
+        for (const z of table().zones) serial.set({ zone: z.stateKey }, z.serial)
+      },
+    })
+
+    const tcpConnections: Gauge = new Gauge({
+      name: 'gslb_tcp_connections',
+      help: 'DNS-over-TCP connections open now',
+      registers,
+      collect: () => {
+        const s = this.#sources
+        if (s !== undefined) tcpConnections.set(s.tcp().connections)
+      },
+    })
+
+    const tcpRejected: Counter<'reason'> = new Counter({
+      name: 'gslb_tcp_connections_rejected_total',
+      help: 'TCP connections closed on arrival: max_connections (all sources) or per_source (one source address over its cap)',
+      labelNames: ['reason'],
+      registers,
+      collect: () => {
+        tcpRejected.reset()
+        const s = this.#sources?.tcp()
+        tcpRejected.inc({ reason: 'max_connections' }, s?.rejectedTotal ?? 0)
+        tcpRejected.inc({ reason: 'per_source' }, s?.rejectedPerSource ?? 0)
+      },
+    })
+
+    const shortFrames: Counter = new Counter({
+      name: 'gslb_tcp_short_frames_total',
+      help: 'TCP messages shorter than a DNS header, dropped unanswered',
+      registers,
+      collect: () => {
+        shortFrames.reset()
+        shortFrames.inc(this.#sources?.tcp().shortFrames ?? 0)
+      },
+    })
+
+    const webhooks: Counter<'result'> = new Counter({
+      name: 'gslb_webhook_events_total',
+      help: 'Health change events sent to webhooks: delivered, failed (after every retry) or dropped (queue full)',
+      labelNames: ['result'],
+      registers,
+      collect: () => {
+        webhooks.reset()
+        const s = this.#sources?.webhooks?.()
+        if (s === undefined) return
+        webhooks.inc({ result: 'delivered' }, s.delivered)
+        webhooks.inc({ result: 'failed' }, s.failed)
+        webhooks.inc({ result: 'dropped' }, s.dropped)
+      },
+    })
+  }
+}
+
+/**
+ * A histogram whose buckets are counted elsewhere. prom-client's Histogram takes one observation
+ * per call, with a label lookup each time, and has no way to be handed finished counts; so this
+ * collector implements what the Registry reads from a metric (name, help, type, aggregator, get,
+ * reset) and renders the cumulative buckets itself. prom-client's typings admit only its own
+ * classes, hence the one cast where it is registered.
+ */
+class PrecountedHistogram {
+  readonly name: string
+  readonly help: string
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly #bounds: readonly number[]
+  readonly #read: () => readonly SizeSeries[]
+
+  constructor(name: string, help: string, bounds: readonly number[], read: () => readonly SizeSeries[]) {
+    this.name = name
+    this.help = help
+    this.#bounds = bounds
+    this.#read = read
+  }
+
+  async get(): Promise<{
+    name: string
+    help: string
+    type: string
+    aggregator: string
+    values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>
+  }> {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = []
+    for (const s of this.#read()) {
+      let acc = 0
+      for (const [i, le] of this.#bounds.entries()) {
+        acc += s.buckets[i]!
+        values.push({ labels: { le, transport: s.transport }, value: acc, metricName: `${this.name}_bucket` })
+      }
+      values.push({ labels: { le: '+Inf', transport: s.transport }, value: s.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: { transport: s.transport }, value: s.sum, metricName: `${this.name}_sum` })
+      values.push({ labels: { transport: s.transport }, value: s.count, metricName: `${this.name}_count` })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset(): void {
+    // The counts belong to QueryCounters; a registry reset does not clear them.
+  }
+}
