@@ -71,6 +71,8 @@ serve options:
   --probe-allow CIDR        let probes reach this network even if a default deny covers it
   --probe-deny CIDR         never probe this network (also for gslb probe); repeatable
   --webhook URL             POST JSON to URL on every endpoint/pool state change (with retry)
+  --rrl N                   response rate limiting over UDP: N responses/s per client network
+                            (/24, /56), slip 2; off by default (settings file: rrl: {...})
 
 TARGET is an endpoint name, zone/endpoint, or pool:NAME (all its endpoints). Operator commands
 write to Redis with --redis (or the Redis settings of --config FILE: URL, Sentinel or Cluster),
@@ -107,6 +109,7 @@ async function serve(args: string[]): Promise<number> {
       'probe-allow': { type: 'string', multiple: true },
       'probe-deny': { type: 'string', multiple: true },
       webhook: { type: 'string', multiple: true },
+      rrl: { type: 'string' },
     },
     strict: true,
   })

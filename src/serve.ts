@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { ServeConfig } from './config/server-config.ts'
+import { ResponseRateLimiter } from './dns/rrl.ts'
 import { GeoDatabase } from './geo/reader.ts'
 import type { ZonePools } from './health/builder.ts'
 import { HealthStore } from './health/state.ts'
@@ -145,6 +146,11 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
     health,
   })
   const metrics = new Metrics({ answerer, health })
+  const rrl = cfg.rrl ? new ResponseRateLimiter(cfg.rrl) : undefined
+  if (rrl) {
+    metrics.rateLimit(rrl)
+    log.info({ rrl: cfg.rrl }, 'response rate limiting on (UDP)')
+  }
   const count = metrics.observe
   const observer: QueryObserver = observe
     ? (query, response, transport, client) => {
@@ -164,6 +170,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       observe: observer,
       onZonesChanged: () => onZones(),
       onReloadOutcome: metrics.reloaded,
+      ...(rrl ? { rrl } : {}),
     })
   } catch (err) {
     webhooks?.stop()

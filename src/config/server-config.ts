@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { parseDocument } from 'yaml'
+import type { RrlConfig } from '../dns/rrl.ts'
 import { ConfigError } from '../errors.ts'
 import type { Quorum } from '../health/builder.ts'
 import { LOG_LEVELS } from '../log.ts'
@@ -41,6 +42,8 @@ export interface ServeConfig {
   readonly slowStartMs: number
   readonly staleAfterMs: number
   readonly staleMode: 'keep' | 'fail-open'
+  /** Response rate limiting over UDP (BIND/Knot RRL); undefined = off (the default). */
+  readonly rrl: RrlConfig | undefined
   /** URLs told (POST, JSON) of every endpoint and pool state change. */
   readonly webhooks: readonly string[]
   /** Extra CIDRs the prober may (allow) or must not (deny) probe, on top of the built-in deny list. */
@@ -145,6 +148,7 @@ export interface ServeFlags {
   readonly admin?: string | undefined
   readonly 'admin-token'?: string | undefined
   readonly webhook?: readonly string[] | undefined
+  readonly rrl?: string | undefined
   readonly 'probe-allow'?: readonly string[] | undefined
   readonly 'probe-deny'?: readonly string[] | undefined
 }
@@ -174,8 +178,15 @@ const FILE_KEYS = [
   'probeAllow',
   'probeDeny',
   'webhooks',
+  'rrl',
 ] as const
-const TCP_KEYS = ['idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'maxPendingOutput'] as const
+const TCP_KEYS = [
+  'idleTimeoutMs',
+  'messageTimeoutMs',
+  'maxConnections',
+  'maxConnectionsPerSource',
+  'maxPendingOutput',
+] as const
 
 type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -280,6 +291,7 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     staleMode: staleMode(str(flags['stale-mode'] ?? file['staleMode'], 'stale mode') ?? 'keep'),
     admin: adminAddress(str(flags.admin ?? file['admin'], 'admin') ?? DEFAULT_ADMIN),
     adminToken: str(flags['admin-token'] ?? file['adminToken'], 'admin token'),
+    rrl: rrlConfig(flags.rrl, file['rrl'], where),
     webhooks: webhookUrls(flags.webhook?.length ? flags.webhook : stringList(file['webhooks'], `${where}: webhooks`)),
     probeAllow: flags['probe-allow']?.length
       ? flags['probe-allow']
@@ -329,4 +341,50 @@ function webhookUrls(urls: readonly string[]): string[] {
     if (!ok) throw new ConfigError(`--webhook: expected an http:// or https:// URL, got "${u}"`)
   }
   return [...urls]
+}
+
+const RRL_KEYS = [
+  'responsesPerSecond',
+  'errorsPerSecond',
+  'nxdomainsPerSecond',
+  'slip',
+  'window',
+  'ipv4Prefix',
+  'ipv6Prefix',
+] as const
+
+/**
+ * `--rrl N` turns RRL on at N responses per second per client network for answers, errors and
+ * NXDOMAIN alike, slip 2 (BIND's defaults otherwise); the settings file's `rrl:` sets each value.
+ * Values are checked by the limiter itself when the server starts.
+ */
+function rrlConfig(flag: string | undefined, file: unknown, where: string): RrlConfig | undefined {
+  if (flag !== undefined) {
+    const n = Number(flag)
+    if (!Number.isInteger(n) || n < 1 || n > 1_000_000)
+      throw new ConfigError(`--rrl: expected responses per second (1..1000000), got "${flag}"`)
+    return { responsesPerSecond: n, errorsPerSecond: n, nxdomainsPerSecond: n, slip: 2 }
+  }
+  if (file === undefined || file === null || file === false) return undefined
+  if (!isObj(file))
+    throw new ConfigError(
+      `${where}: rrl: expected a mapping (responsesPerSecond, errorsPerSecond, nxdomainsPerSecond, slip, window, ipv4Prefix, ipv6Prefix)`,
+    )
+  for (const k of Object.keys(file)) {
+    if (!(RRL_KEYS as readonly string[]).includes(k))
+      throw new ConfigError(`${where}: rrl.${k}: unknown; known: ${RRL_KEYS.join(', ')}`)
+  }
+  const num = (k: string, dflt: number | undefined): number | undefined =>
+    int(file[k] ?? dflt, `${where}: rrl.${k}`, 0, 1_000_000)
+  const responses = num('responsesPerSecond', undefined)
+  if (responses === undefined) throw new ConfigError(`${where}: rrl.responsesPerSecond: required`)
+  return {
+    responsesPerSecond: responses,
+    errorsPerSecond: num('errorsPerSecond', responses)!,
+    nxdomainsPerSecond: num('nxdomainsPerSecond', responses)!,
+    slip: num('slip', 2)!,
+    window: num('window', 15),
+    ipv4Prefix: num('ipv4Prefix', 24),
+    ipv6Prefix: num('ipv6Prefix', 56),
+  }
 }

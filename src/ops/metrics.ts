@@ -398,6 +398,24 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry()
+
+  /** Exposes RRL's decisions as `gslb_rrl_responses_total{action}` (sent, dropped, slipped). */
+  rateLimit(rrl: { stats(): { sent: number; dropped: number; slipped: number } }): void {
+    const last = { sent: 0, dropped: 0, slipped: 0 }
+    new Counter({
+      name: 'gslb_rrl_responses_total',
+      help: 'UDP responses seen by response rate limiting, by what it did with them',
+      labelNames: ['action'],
+      registers: [this.registry],
+      collect() {
+        const s = rrl.stats()
+        for (const k of ['sent', 'dropped', 'slipped'] as const) {
+          if (s[k] > last[k]) this.inc({ action: k }, s[k] - last[k])
+          last[k] = s[k]
+        }
+      },
+    })
+  }
   readonly queries: QueryCounters
   readonly #answerer: Answerer
   readonly #health: HealthStore

@@ -6,6 +6,7 @@
 
 import { type FSWatcher, watch } from 'node:fs'
 import { type FileOutcome, ZoneSet } from '../config/zone-set.ts'
+import type { ResponseRateLimiter } from '../dns/rrl.ts'
 import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
@@ -26,6 +27,8 @@ export interface ServerOptions {
   /** An Answerer made by the caller, who shares it with its observer (metrics); else one from `answer`. */
   readonly answerer?: Answerer
   readonly tcp?: Partial<TcpLimits>
+  /** Response rate limiting for UDP answers; none by default. */
+  readonly rrl?: ResponseRateLimiter | undefined
   readonly log: Logger
   readonly observe?: QueryObserver
   /** Watch the zones directory and reload on change (default true). */
@@ -87,7 +90,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const addresses: ListenAddress[] = []
   try {
     for (const a of opts.listen) {
-      const pair = await bindPair(a, answerer, log, observe, limits)
+      const pair = await bindPair(a, answerer, log, observe, limits, opts.rrl)
       udp.push(pair.udp)
       tcp.push(pair.tcp)
       addresses.push({ host: a.host, port: pair.udp.port })
@@ -138,10 +141,11 @@ async function bindPair(
   log: Logger,
   observe: QueryObserver,
   limits: TcpLimits,
+  rrl: ResponseRateLimiter | undefined,
 ): Promise<{ udp: UdpListener; tcp: TcpListener }> {
   // With port 0, UDP picks the port and TCP must get the same one; retry if another process has it.
   for (let attempt = 0; ; attempt++) {
-    const udp = await listenUdp(a.host, a.port, answerer, log, observe)
+    const udp = await listenUdp(a.host, a.port, answerer, log, observe, rrl)
     try {
       const tcp = await listenTcp(a.host, udp.port, answerer, log, observe, limits)
       return { udp, tcp }

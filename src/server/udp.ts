@@ -5,11 +5,27 @@
  */
 
 import { createSocket, type Socket } from 'node:dgram'
-import { isIPv6 } from 'node:net'
+import { isIPv4, isIPv6 } from 'node:net'
+import { parseAddress } from '../dns/address.ts'
+import { type ResponseRateLimiter, truncatedResponse } from '../dns/rrl.ts'
 import type { Logger } from '../log.ts'
 import type { Answerer } from '../query/handle.ts'
 import type { QueryObserver } from './observer.ts'
 import { servfail } from './servfail.ts'
+
+/**
+ * RRL accounting of one response (UDP only: TCP proves the source address, so spoofed floods cannot
+ * use it). Answers are accounted per question name; NXDOMAIN and errors per client network alone,
+ * since their names are chosen by whoever floods.
+ */
+function limit(rrl: ResponseRateLimiter, answerer: Answerer, out: Buffer, source: string): 'send' | 'drop' | 'slip' {
+  const text = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source
+  const addr = parseAddress(text)
+  if (!addr) return 'send'
+  const rcode = out[3]! & 0xf
+  const kind = rcode === 0 ? 'answer' : rcode === 3 ? 'nxdomain' : 'error'
+  return rrl.check(addr.bytes, addr.family, kind, kind === 'answer' ? answerer.lastQuery.key : '', Date.now())
+}
 
 export interface UdpListener {
   readonly socket: Socket
@@ -23,6 +39,7 @@ export function listenUdp(
   answerer: Answerer,
   log: Logger,
   observe: QueryObserver,
+  rrl?: ResponseRateLimiter,
 ): Promise<UdpListener> {
   // A larger receive buffer absorbs bursts that would otherwise be dropped by the kernel (capped by
   // net.core.rmem_max); answering is fast, queues only form while the event loop is busy.
@@ -40,6 +57,11 @@ export function listenUdp(
       out = servfail(msg)
     }
     if (out === null) return
+    if (rrl !== undefined) {
+      const verdict = limit(rrl, answerer, out, rinfo.address)
+      if (verdict === 'drop') return
+      if (verdict === 'slip') out = truncatedResponse(msg)
+    }
     observe(msg, out, 'udp', rinfo.address)
     socket.send(out, rinfo.port, rinfo.address)
   })

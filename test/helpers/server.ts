@@ -6,6 +6,7 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { ResponseRateLimiter } from '../../src/dns/rrl.ts'
 import { createLogger } from '../../src/log.ts'
 import type { AnswerConfig } from '../../src/query/handle.ts'
 import { type RunningServer, startServer } from '../../src/server/index.ts'
@@ -22,7 +23,14 @@ export interface TestServer {
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname
 
 export async function startTestServer(
-  opts: { zones?: string; answer?: AnswerConfig; tcp?: Partial<TcpLimits>; watch?: boolean; ipv6?: boolean } = {},
+  opts: {
+    zones?: string
+    answer?: AnswerConfig
+    tcp?: Partial<TcpLimits>
+    watch?: boolean
+    ipv6?: boolean
+    rrl?: ResponseRateLimiter
+  } = {},
 ): Promise<TestServer> {
   const zonesDir = mkdtempSync(join(tmpdir(), 'gslb-zones-'))
   cpSync(opts.zones ?? join(FIXTURES, 'zones'), zonesDir, { recursive: true })
@@ -34,6 +42,7 @@ export async function startTestServer(
     watch: opts.watch ?? false,
     ...(opts.answer ? { answer: opts.answer } : {}),
     ...(opts.tcp ? { tcp: opts.tcp } : {}),
+    ...(opts.rrl ? { rrl: opts.rrl } : {}),
   })
   const port = server.addresses[0]!.port
   return {

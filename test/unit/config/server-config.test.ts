@@ -136,6 +136,7 @@ describe('resolveServeConfig from flags', () => {
       probeAllow: [],
       probeDeny: [],
       webhooks: [],
+      rrl: undefined,
     })
   })
 
@@ -212,6 +213,7 @@ describe('resolveServeConfig with --config', () => {
       'adminToken: s3cret',
       'probeDeny: [10.0.0.0/8]',
       'webhooks: ["https://alerts.internal/gslb"]',
+      'rrl: { responsesPerSecond: 20, slip: 3 }',
     )
     expect(resolveServeConfig({ config: path })).toEqual({
       zones: '/srv/zones',
@@ -249,6 +251,15 @@ describe('resolveServeConfig with --config', () => {
       probeAllow: [],
       probeDeny: ['10.0.0.0/8'],
       webhooks: ['https://alerts.internal/gslb'],
+      rrl: {
+        responsesPerSecond: 20,
+        errorsPerSecond: 20,
+        nxdomainsPerSecond: 20,
+        slip: 3,
+        window: 15,
+        ipv4Prefix: 24,
+        ipv6Prefix: 56,
+      },
     })
   })
 
@@ -344,6 +355,8 @@ describe('resolveServeConfig with --config', () => {
     { name: 'a bad stale mode', lines: ['staleMode: panic'], message: '--stale-mode: expected keep or fail-open' },
     { name: 'a bad duration', lines: ['slowStart: soon'], message: '--slow-start: expected a duration' },
     { name: 'a bad admin address', lines: ['admin: localhost'], message: '--admin: expected ADDRESS:PORT' },
+    { name: 'an unknown rrl key', lines: ['rrl: { rate: 5 }'], message: 'rrl.rate: unknown' },
+    { name: 'rrl without a rate', lines: ['rrl: { slip: 2 }'], message: 'rrl.responsesPerSecond: required' },
     { name: 'a webhook that is not a URL', lines: ['webhooks: [alerts]'], message: '--webhook: expected an http://' },
   ])('rejects $name with a message naming it', ({ lines, message }) => {
     const path = configFile(...lines)
