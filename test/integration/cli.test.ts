@@ -2,37 +2,17 @@
  * The `gslb` command as operators run it: a real process, real signals, real files, real dig.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { createSocket } from 'node:dgram'
+import { execFile } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import { dig } from '../helpers/dig.ts'
+import { CLI, type CliProcess, freePort, ROOT, spawnCli, waitFor } from '../helpers/process.ts'
 import { FIXTURES } from '../helpers/server.ts'
 
 const run = promisify(execFile)
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
-const ROOT = new URL('../../', import.meta.url).pathname
-
-/** A port free for both UDP and TCP on 127.0.0.1 and ::1 at the time of asking. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const tcp = createServer()
-    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r))
-    const port = (tcp.address() as { port: number }).port
-    const udp = createSocket('udp4')
-    const ok = await new Promise<boolean>((r) => {
-      udp.once('error', () => r(false))
-      udp.bind(port, '127.0.0.1', () => r(true))
-    })
-    udp.close()
-    await new Promise((r) => tcp.close(r))
-    if (ok) return port
-  }
-}
 
 async function gslb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -50,33 +30,10 @@ function tempZones(): string {
   return dir
 }
 
-interface Proc {
-  child: ChildProcess
-  log: () => string
-  exited: Promise<number | null>
-}
-
-function serve(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  child.stderr!.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-  return { child, log: () => out, exited }
-}
-
-async function until<T>(what: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await what()
-    if (ok(v) || Date.now() > deadline) return v
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+type Proc = CliProcess
+const serve = (args: string[]): Proc => spawnCli(['serve', ...args])
+const until = async <T>(what: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> =>
+  (await waitFor(what, ok, timeoutMs, 100)).value
 
 const cleanup: Array<() => void> = []
 afterEach(() => {

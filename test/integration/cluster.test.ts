@@ -4,21 +4,19 @@
  * 127.0.0.1 that the test switches up and down and slows. Answers are read with dig.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { createServer as createTcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisStore } from '../../src/state/redis.ts'
 import { dig } from '../helpers/dig.ts'
+import { CLI, freePort, ROOT, spawnCli, waitFor } from '../helpers/process.ts'
 import { hasRedis, startRedis, type TestRedis } from '../helpers/redis.ts'
 
 const run = promisify(execFile)
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
-const ROOT = new URL('../../', import.meta.url).pathname
 const INTERVAL_MS = 400
 const FALL = 2
 /** The issue's bound: fall x interval + 1 s, plus the checks' 10% jitter and one timeout. */
@@ -41,38 +39,7 @@ async function backend(): Promise<Backend> {
   return b
 }
 
-async function freePort(): Promise<number> {
-  const s = createTcpServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-function spawnCli(args: string[]): { child: ChildProcess; log: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  child.stderr!.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  return { child, log: () => out }
-}
-
-async function until<T>(
-  what: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs: number,
-): Promise<{ value: T; ms: number }> {
-  const t0 = Date.now()
-  for (;;) {
-    const value = await what()
-    if (ok(value) || Date.now() - t0 > timeoutMs) return { value, ms: Date.now() - t0 }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = <T>(what: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number) => waitFor(what, ok, timeoutMs)
 
 describe.skipIf(!hasRedis)('two instances, probers and one Redis', () => {
   let redis: TestRedis

@@ -7,33 +7,17 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { createServer as createTcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dig } from '../helpers/dig.ts'
+import { CLI, freePort, ROOT, waitFor } from '../helpers/process.ts'
 
 const run = promisify(execFile)
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
-const ROOT = new URL('../../', import.meta.url).pathname
 
-async function freePort(): Promise<number> {
-  const s = createTcpServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-async function until<T>(what: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 8000): Promise<T> {
-  const t0 = Date.now()
-  for (;;) {
-    const v = await what()
-    if (ok(v) || Date.now() - t0 > timeoutMs) return v
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = async <T>(what: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 8000): Promise<T> =>
+  (await waitFor(what, ok, timeoutMs)).value
 
 describe('embedded mode (no Redis)', () => {
   let dir: string
