@@ -121,7 +121,15 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
     log,
   )
   // Restart safety: read the stored view before the first query is answered, so an instance that
-  // starts while Redis is up does not begin with everything up.
+  // starts while Redis is up does not begin with everything up. A slow first connection gets a few
+  // seconds; an unreachable Redis does not stop DNS from starting (it then begins all-up).
+  if (store instanceof RedisStore) {
+    await store
+      .ready(5_000)
+      .catch((err: unknown) =>
+        log.warn({ err }, 'state store not reachable at startup; starting with every endpoint up'),
+      )
+  }
   await sync.start()
   log.info({ store: store.kind, generation: sync.generation, instance: instanceId }, 'health state loaded')
   // Webhooks follow the health view from here on, the first full view (just below) included, so

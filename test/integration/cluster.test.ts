@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { RedisStore } from '../../src/state/redis.ts'
 import { dig } from '../helpers/dig.ts'
 import { CLI, freePort, ROOT, spawnCli, waitFor } from '../helpers/process.ts'
@@ -129,6 +129,31 @@ services:
     )
   }, 60_000)
 
+  let redisDown = false
+  const stopRedis = async (): Promise<void> => {
+    redisDown = true
+    await redis.stop()
+  }
+  const restartRedis = async (): Promise<void> => {
+    await redis.restart()
+    redisDown = false
+  }
+
+  // Each case starts from the same place even if the one before failed half-way: Redis running,
+  // both backends healthy and fast, and both instances answering from pool a.
+  beforeEach(async () => {
+    if (redisDown) await restartRedis()
+    a.up = true
+    b.up = true
+    a.delayMs = 0
+    b.delayMs = 0
+    await until(
+      () => both('www'),
+      (r) => r.every((x) => x[0] === '192.0.2.11'),
+      15_000,
+    )
+  }, 20_000)
+
   afterAll(async () => {
     for (const p of procs) p.child.kill('SIGKILL')
     await redis?.stop()
@@ -163,14 +188,14 @@ services:
       (r) => r.every((x) => x[0] === '192.0.2.21'),
       10_000,
     )
-    await redis.stop()
+    await stopRedis()
     // Well past the reports' own lifetime (3 intervals): the last view must not age into "unknown".
     for (let i = 0; i < 10; i++) {
       expect(await both('www')).toEqual([['192.0.2.21'], ['192.0.2.21']])
       await new Promise((r) => setTimeout(r, 300))
     }
     a.up = true
-    await redis.restart()
+    await restartRedis()
     // Redis came back empty (no persistence): instances re-read, probers write again, a returns.
     const back = await until(
       () => both('www'),
@@ -212,7 +237,7 @@ services:
     )
     // Its very first answer already reflects the stored state: a is down.
     expect(await answers(port, 'www')).toEqual(['192.0.2.21'])
-    await redis.stop()
+    await stopRedis()
     const open = await until(
       () => answers(port, 'www'),
       (r) => r[0] === '192.0.2.11',
@@ -223,7 +248,7 @@ services:
     // The default instances keep their last view.
     expect(await both('www')).toEqual([['192.0.2.21'], ['192.0.2.21']])
     a.up = true
-    await redis.restart()
+    await restartRedis()
     await until(
       () => both('www'),
       (r) => r.every((x) => x[0] === '192.0.2.11'),
