@@ -31,6 +31,7 @@ import { RCODE, T } from '../dns/types.ts'
 import type { HealthStore } from '../health/state.ts'
 import type { HealthChangeMessage } from '../health/sync.ts'
 import type { CompiledService, Decision } from '../policy/service.ts'
+import type { Endpoint } from '../policy/types.ts'
 import type { ProbeSchedulerStats, RunCheck } from '../probe/scheduler.ts'
 import type { CheckResult } from '../probe/types.ts'
 import type { Answerer, Transport } from '../query/handle.ts'
@@ -162,6 +163,9 @@ export class QueryCounters {
   /** Per compiled service object (dropped with the zone it belongs to), pointing at stable counts. */
   readonly #services = new WeakMap<CompiledService, ServiceCounts>()
   readonly #serviceCounts = new Map<string, ServiceCounts>()
+  /** Answers per member endpoint: by logical name (survives reloads), reached through the object. */
+  readonly #endpointByObject = new WeakMap<Endpoint, EndpointCount>()
+  readonly #endpointCounts = new Map<string, EndpointCount>()
   /** Zone resolution for names that are not a node of the table, rebuilt when the table changes. */
   #table: ZoneTable | undefined
   #byZone = new Map<CompiledZone, ZoneCounts>()
@@ -214,6 +218,11 @@ export class QueryCounters {
         outcome = d.allDown ? O_ALL_DOWN : O_ANSWER
         // The pool of the first endpoint answered: the one a failover or geo step chose.
         pool = d.endpoints[0]?.pool.name ?? ''
+        for (let i = 0; i < d.endpoints.length; i++) {
+          const e = d.endpoints[i]!
+          const c = this.#endpointByObject.get(e) ?? this.#newEndpoint(svc.zoneKey, e)
+          c.value++
+        }
         break
     }
     let counts = sc.byPool.get(pool)
@@ -223,6 +232,21 @@ export class QueryCounters {
     }
     counts[outcome]!++
     return sc.zone
+  }
+
+  #newEndpoint(zone: string, e: Endpoint): EndpointCount {
+    const key = `${zone}\0${e.name}`
+    let c = this.#endpointCounts.get(key)
+    if (c === undefined) {
+      c = { zone, pool: e.pool.name, endpoint: e.name, value: 0 }
+      this.#endpointCounts.set(key, c)
+    }
+    this.#endpointByObject.set(e, c)
+    return c
+  }
+
+  endpointAnswers(): readonly EndpointCount[] {
+    return [...this.#endpointCounts.values()]
   }
 
   /** First sight of a compiled service (after a load or reload): find or make its stable counts. */
@@ -396,6 +420,13 @@ export interface MetricsOptions {
   readonly defaultMetrics?: boolean
 }
 
+interface EndpointCount {
+  readonly zone: string
+  readonly pool: string
+  readonly endpoint: string
+  value: number
+}
+
 export class Metrics {
   readonly registry = new Registry()
 
@@ -553,6 +584,18 @@ export class Metrics {
         answers.reset()
         for (const s of q.answers())
           answers.inc({ zone: s.zone, service: s.service, pool: s.pool, outcome: s.outcome }, s.value)
+      },
+    })
+
+    const endpointAnswers: Counter<'zone' | 'pool' | 'endpoint'> = new Counter({
+      name: 'gslb_endpoint_answers_total',
+      help: 'Times each endpoint was in the answer of a load-balanced name',
+      labelNames: ['zone', 'pool', 'endpoint'],
+      registers,
+      collect: () => {
+        endpointAnswers.reset()
+        for (const c of q.endpointAnswers())
+          endpointAnswers.inc({ zone: c.zone, pool: c.pool, endpoint: c.endpoint }, c.value)
       },
     })
 

@@ -241,6 +241,12 @@ describe('GET /metrics', () => {
     const weighted = { zone: 'gslb.example', service: 'weighted', pool: 'eu', outcome: 'answer' }
     expect(delta(before, after, 'gslb_answers_total', weighted)).toBe(1)
     expect(totalDelta(before, after, 'gslb_answers_total')).toBe(1)
+    // The weighted answer named exactly one member endpoint of pool eu.
+    expect(totalDelta(before, after, 'gslb_endpoint_answers_total')).toBe(1)
+    expect(
+      delta(before, after, 'gslb_endpoint_answers_total', { zone: 'gslb.example', pool: 'eu', endpoint: 'eu-1' }) +
+        delta(before, after, 'gslb_endpoint_answers_total', { zone: 'gslb.example', pool: 'eu', endpoint: 'eu-2' }),
+    ).toBe(1)
 
     expect(delta(before, after, 'gslb_response_size_bytes_count', { transport: 'udp' })).toBe(6)
     expect(delta(before, after, 'gslb_response_size_bytes_count', { transport: 'tcp' })).toBe(1)
