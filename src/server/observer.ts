@@ -1,6 +1,6 @@
 /**
  * @module server/observer
- * Hook called after every answered query, for the sampled query log (and later metrics).
+ * Hook called after every answered query, for metrics and the sampled query log.
  */
 
 import type { Transport } from '../query/handle.ts'

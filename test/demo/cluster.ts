@@ -9,15 +9,16 @@
  */
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { createConnection, createServer as createTcpServer } from 'node:net'
+import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { RedisStore } from '../../src/state/redis.ts'
-import { startRedis, type TestRedis } from '../helpers/redis.ts'
+import { freePort } from '../helpers/process.ts'
+import { onPath, startRedis, type TestRedis } from '../helpers/redis.ts'
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 const ROOT = new URL('../../', import.meta.url).pathname
@@ -52,19 +53,6 @@ if (!Number.isFinite(STEP_S) || STEP_S < 1 || STEP_S > 60) {
 const STEP_MS = STEP_S * 1000
 /** The whole demo, whatever happens, ends within this. */
 const DEADLINE_MS = 150_000 + 12 * STEP_MS
-
-function onPath(bin: string): boolean {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (dir === '') continue
-    try {
-      accessSync(join(dir, bin), constants.X_OK)
-      return true
-    } catch {
-      // not here
-    }
-  }
-  return false
-}
 
 const missing = ['redis-server', 'dig'].filter((b) => !onPath(b))
 if (missing.length > 0) {
@@ -205,14 +193,6 @@ async function backend(name: string, delayMs: number): Promise<Backend> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   Object.assign(b, { server, port: (server.address() as { port: number }).port })
   return b
-}
-
-async function freePort(): Promise<number> {
-  const s = createTcpServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
 }
 
 /** One inline Redis command on loopback ('' when refused). */

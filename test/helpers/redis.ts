@@ -168,7 +168,8 @@ function freePort(): Promise<number> {
   })
 }
 
-function onPath(bin: string): boolean {
+/** Whether an executable of that name is on PATH. */
+export function onPath(bin: string): boolean {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
     if (dir === '') continue
     try {

@@ -101,8 +101,6 @@ interface Case {
   readonly cd?: boolean
   /** Additional records Knot may have that we leave out (optional data, see the header). */
   readonly knotExtraAdditional?: readonly string[]
-  /** A known bug in our server: the case runs as `it.fails` until fixed. */
-  readonly bug?: string
   readonly note?: string
 }
 
@@ -645,7 +643,6 @@ describe.skipIf(!HAVE_KNOT)('corp.example answers the same as Knot DNS', () => {
   }
 
   for (const c of CASES) {
-    if (c.bug) it.fails(`${label(c)} [known bug: ${c.bug}]`, () => compare(c))
-    else it(label(c), () => compare(c))
+    it(label(c), () => compare(c))
   }
 })
