@@ -3,6 +3,10 @@
  * The health view the query path reads: an immutable snapshot replaced whole on every change
  * (gdnsd's RCU table swap), so a query reads one consistent state and never waits. Endpoints are
  * named per zone; anything never reported counts as up ("unknown is up").
+ *
+ * Storage is nested per zone (zone -> endpoint -> status, zone -> pool -> vantage -> ms) so a query
+ * reads with plain Map lookups on names it already holds, never building a key string, and a change
+ * copies only the maps of the zone it touches.
  */
 
 import type { Endpoint, HealthView, Pool } from '../policy/types.ts'
@@ -22,13 +26,26 @@ export interface EndpointStatus {
 
 const UP: EndpointStatus = Object.freeze({})
 
+type StatusMap = ReadonlyMap<string, ReadonlyMap<string, EndpointStatus>>
+type RttMap = ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, number>>>
+
+/** A snapshot as plain data: what crosses a worker_threads boundary (structured clone). */
+export interface SnapshotData {
+  readonly generation: number
+  readonly statuses: readonly (readonly [zoneKey: string, endpoint: string, status: EndpointStatus])[]
+  readonly rtts: readonly (readonly [zoneKey: string, pool: string, vantage: string, ms: number])[]
+}
+
+const NO_STATUS: ReadonlyMap<string, EndpointStatus> = new Map()
+const NO_RTT: ReadonlyMap<string, ReadonlyMap<string, number>> = new Map()
+
 export class HealthSnapshot {
   readonly generation: number
-  readonly #status: ReadonlyMap<string, EndpointStatus>
-  readonly #rtt: ReadonlyMap<string, number>
+  readonly #status: StatusMap
+  readonly #rtt: RttMap
   readonly #views = new Map<string, HealthView>()
 
-  constructor(generation: number, status: ReadonlyMap<string, EndpointStatus>, rtt: ReadonlyMap<string, number>) {
+  private constructor(generation: number, status: StatusMap, rtt: RttMap) {
     this.generation = generation
     this.#status = status
     this.#rtt = rtt
@@ -40,31 +57,53 @@ export class HealthSnapshot {
     statuses: Iterable<readonly [zoneKey: string, endpoint: string, status: EndpointStatus]>,
     rtts: Iterable<readonly [zoneKey: string, pool: string, vantage: string, ms: number]>,
   ): HealthSnapshot {
-    const status = new Map<string, EndpointStatus>()
-    for (const [z, e, st] of statuses) status.set(statusKey(z, e), st)
-    const rtt = new Map<string, number>()
-    for (const [z, p, v, ms] of rtts) rtt.set(rttKey(z, p, v), ms)
+    const status = new Map<string, Map<string, EndpointStatus>>()
+    for (const [z, e, st] of statuses) inner(status, z).set(e, st)
+    const rtt = new Map<string, Map<string, Map<string, number>>>()
+    for (const [z, p, v, ms] of rtts) inner(inner(rtt, z), p).set(v, ms)
     return new HealthSnapshot(generation, status, rtt)
+  }
+
+  static fromData(d: SnapshotData): HealthSnapshot {
+    return HealthSnapshot.from(d.generation, d.statuses, d.rtts)
+  }
+
+  /** Everything in the snapshot as plain arrays (for another thread; see `fromData`). */
+  data(): SnapshotData {
+    const statuses: [string, string, EndpointStatus][] = []
+    for (const [z, m] of this.#status) for (const [e, st] of m) statuses.push([z, e, st])
+    const rtts: [string, string, string, number][] = []
+    for (const [z, pools] of this.#rtt) for (const [p, m] of pools) for (const [v, ms] of m) rtts.push([z, p, v, ms])
+    return { generation: this.generation, statuses, rtts }
   }
 
   /** The view of one zone's endpoints; built once per snapshot and zone, then reused by every query. */
   view(zoneKey: string): HealthView {
     let v = this.#views.get(zoneKey)
     if (v === undefined) {
-      v = makeView(zoneKey, this.#status, this.#rtt)
+      v = makeView(this.#status.get(zoneKey) ?? NO_STATUS, this.#rtt.get(zoneKey) ?? NO_RTT)
       this.#views.set(zoneKey, v)
     }
     return v
   }
 
   status(zoneKey: string, endpoint: string): EndpointStatus {
-    return this.#status.get(statusKey(zoneKey, endpoint)) ?? UP
+    return this.#status.get(zoneKey)?.get(endpoint) ?? UP
   }
 
   /** A copy with some endpoints' status changed (used by tests, golden cases and the store). */
   with(changes: ReadonlyArray<[zoneKey: string, endpoint: string, status: EndpointStatus]>): HealthSnapshot {
     const next = new Map(this.#status)
-    for (const [z, e, s] of changes) next.set(statusKey(z, e), { ...next.get(statusKey(z, e)), ...s })
+    const copied = new Set<string>()
+    for (const [z, e, s] of changes) {
+      let m = next.get(z) as Map<string, EndpointStatus> | undefined
+      if (!copied.has(z)) {
+        m = new Map(m ?? [])
+        next.set(z, m)
+        copied.add(z)
+      }
+      m!.set(e, { ...m!.get(e), ...s })
+    }
     return new HealthSnapshot(this.generation + 1, next, this.#rtt)
   }
 
@@ -73,21 +112,26 @@ export class HealthSnapshot {
   ): HealthSnapshot {
     const next = new Map(this.#rtt)
     for (const [z, p, v, ms] of changes) {
-      if (ms === undefined) next.delete(rttKey(z, p, v))
-      else next.set(rttKey(z, p, v), ms)
+      const pools = new Map(next.get(z) ?? [])
+      const m = new Map(pools.get(p) ?? [])
+      if (ms === undefined) m.delete(v)
+      else m.set(v, ms)
+      pools.set(p, m)
+      next.set(z, pools)
     }
     return new HealthSnapshot(this.generation + 1, this.#status, next)
   }
 }
 
-export const ALL_UP = new HealthSnapshot(0, new Map(), new Map())
+export const ALL_UP = HealthSnapshot.from(0, [], [])
 
-function statusKey(zoneKey: string, endpoint: string): string {
-  return `${zoneKey} ${endpoint}`
-}
-
-function rttKey(zoneKey: string, pool: string, vantage: string): string {
-  return `${zoneKey} ${pool} ${vantage}`
+function inner<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let m = outer.get(key)
+  if (m === undefined) {
+    m = new Map()
+    outer.set(key, m)
+  }
+  return m
 }
 
 function isUp(s: EndpointStatus | undefined): boolean {
@@ -97,12 +141,10 @@ function isUp(s: EndpointStatus | undefined): boolean {
 }
 
 function makeView(
-  zoneKey: string,
   status: ReadonlyMap<string, EndpointStatus>,
-  rtt: ReadonlyMap<string, number>,
+  rtt: ReadonlyMap<string, ReadonlyMap<string, number>>,
 ): HealthView {
-  const get = (e: Endpoint): EndpointStatus | undefined =>
-    status.size === 0 ? undefined : status.get(statusKey(zoneKey, e.name))
+  const get = (e: Endpoint): EndpointStatus | undefined => (status.size === 0 ? undefined : status.get(e.name))
   return {
     // A drained endpoint is out of rotation: pool-level steps move on as if it were down, and
     // only the all-down fail-open brings it back (weight 0 = never unless all else is down).
@@ -121,7 +163,7 @@ function makeView(
       const r = get(e)?.ramp
       return r !== undefined && r < 1
     },
-    rtt: (pool: Pool, vantage: string) => (rtt.size === 0 ? undefined : rtt.get(rttKey(zoneKey, pool.name, vantage))),
+    rtt: (pool: Pool, vantage: string) => (rtt.size === 0 ? undefined : rtt.get(pool.name)?.get(vantage)),
   }
 }
 
