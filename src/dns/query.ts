@@ -111,6 +111,16 @@ function skipName(buf: Buffer, offset: number): number {
   }
 }
 
+/** Latin1 text of buf[start..end) with only A-Z folded (toLowerCase would also fold latin1 letters). */
+function foldAscii(buf: Buffer, start: number, end: number): string {
+  let key = ''
+  for (let j = start; j < end; j++) {
+    const c = buf[j]!
+    key += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c)
+  }
+  return key
+}
+
 /** Parses `buf` into `q`. Only the verdict says whether the fields past the header are valid. */
 export function parseQuery(buf: Buffer, q: Query): ParseResult {
   q.reset()
@@ -131,7 +141,10 @@ export function parseQuery(buf: Buffer, q: Query): ParseResult {
   let i = 12
   if (qd === 1) {
     // Question name: compression is not allowed here (nothing precedes it to point at).
-    let key = ''
+    // The key is the wire name itself read as latin1 (length bytes are < 0x40, so they never
+    // look like letters); only ASCII letters fold (RFC 4343), hence the byte scan for case.
+    let upper = false
+    let high = false
     for (;;) {
       if (i >= buf.length) return bad
       const len = buf[i]!
@@ -139,17 +152,19 @@ export function parseQuery(buf: Buffer, q: Query): ParseResult {
       if (len > 63 || q.labelCount >= MAX_LABELS) return bad
       if (i + len + 1 >= buf.length) return bad
       q.labelOffsets[q.labelCount++] = i - 12
-      key += String.fromCharCode(len)
       for (let j = i + 1; j <= i + len; j++) {
         const c = buf[j]!
-        key += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c)
+        if (c >= 0x41 && c <= 0x5a) upper = true
+        else if (c >= 0x80) high = true
       }
       i += len + 1
     }
     i += 1
     q.qnameLen = i - 12
     if (q.qnameLen > 255 || i + 4 > buf.length) return bad
-    q.key = key + '\0'
+    if (!upper) q.key = buf.toString('latin1', 12, i)
+    else if (!high) q.key = buf.toString('latin1', 12, i).toLowerCase()
+    else q.key = foldAscii(buf, 12, i)
     q.qtype = buf.readUInt16BE(i)
     q.qclass = buf.readUInt16BE(i + 2)
     q.hasQuestion = true
@@ -214,8 +229,9 @@ function parseEcs(buf: Buffer, o: number, len: number, q: Query): boolean {
   if (max < 0 || source > max || scope !== 0) return false
   const addrLen = (source + 7) >> 3
   if (len - 4 !== addrLen) return false
-  q.ecsAddress.fill(0)
-  buf.copy(q.ecsAddress, 0, o + 4, o + 4 + addrLen)
+  // Byte loops: Buffer#fill and #copy cost more than the few bytes they would move here.
+  const addr = q.ecsAddress
+  for (let k = 0; k < 16; k++) addr[k] = k < addrLen ? buf[o + 4 + k]! : 0
   // Bits beyond the source prefix must be zero (section 6), so nobody smuggles extra precision.
   if (source % 8 !== 0 && (q.ecsAddress[addrLen - 1]! & (0xff >> (source % 8))) !== 0) return false
   q.ecsFamily = family

@@ -31,13 +31,17 @@ export function optLength(q: Query, edns: EdnsConfig): number {
  */
 export function writeOpt(out: Buffer, offset: number, q: Query, edns: EdnsConfig, extRcode = 0, ecsScope = 0): void {
   let o = offset
+  // Plain byte stores on the per-query path (writeUInt16BE range-checks every call).
   out[o++] = 0
-  out.writeUInt16BE(41, o)
-  out.writeUInt16BE(EDNS_UDP_SIZE, o + 2)
+  out[o] = 0
+  out[o + 1] = 41
+  out[o + 2] = EDNS_UDP_SIZE >>> 8
+  out[o + 3] = EDNS_UDP_SIZE & 0xff
   out[o + 4] = extRcode
   out[o + 5] = 0
   // RFC 3225: the DO bit is copied from the query.
-  out.writeUInt16BE(q.dnssecOk ? 0x8000 : 0, o + 6)
+  out[o + 6] = q.dnssecOk ? 0x80 : 0
+  out[o + 7] = 0
   const rdlenAt = o + 8
   o += 10
   if (q.nsidRequested && edns.nsid) {
@@ -48,16 +52,24 @@ export function writeOpt(out: Buffer, offset: number, q: Query, edns: EdnsConfig
   }
   if (q.ecsFamily !== 0) {
     const addrLen = (q.ecsSourcePrefix + 7) >> 3
-    out.writeUInt16BE(OPT_ECS, o)
-    out.writeUInt16BE(4 + addrLen, o + 2)
-    out.writeUInt16BE(q.ecsFamily, o + 4)
+    out[o] = OPT_ECS >>> 8
+    out[o + 1] = OPT_ECS & 0xff
+    out[o + 2] = 0
+    out[o + 3] = 4 + addrLen
+    out[o + 4] = 0
+    out[o + 5] = q.ecsFamily
     out[o + 6] = q.ecsSourcePrefix
     out[o + 7] = ecsScope
-    q.ecsAddress.copy(out, o + 8, 0, addrLen)
+    const addr = q.ecsAddress
+    for (let k = 0; k < addrLen; k++) out[o + 8 + k] = addr[k]!
     o += 8 + addrLen
   }
-  out.writeUInt16BE(o - rdlenAt - 2, rdlenAt)
-  out.writeUInt16BE(out.readUInt16BE(10) + 1, 10)
+  const rdlen = o - rdlenAt - 2
+  out[rdlenAt] = rdlen >>> 8
+  out[rdlenAt + 1] = rdlen & 0xff
+  const arcount = ((out[10]! << 8) | out[11]!) + 1
+  out[10] = arcount >>> 8
+  out[11] = arcount & 0xff
 }
 
 /**

@@ -89,12 +89,19 @@ export function render(t: Template, q: RenderInput): Buffer {
     if (end + delta + q.optLen > q.limit) end = bodyStart
   }
   const out = Buffer.allocUnsafe(end + delta + q.optLen)
-  out.writeUInt16BE(q.id, 0)
-  out.writeUInt16BE(flags, 2)
-  out.writeUInt16BE(1, 4)
-  out.writeUInt16BE(an, 6)
-  out.writeUInt16BE(ns, 8)
-  out.writeUInt16BE(ar, 10)
+  // Plain byte stores: writeUInt16BE's range checks cost more than the header they write.
+  out[0] = q.id >>> 8
+  out[1] = q.id & 0xff
+  out[2] = flags >>> 8
+  out[3] = flags & 0xff
+  out[4] = 0
+  out[5] = 1
+  out[6] = an >>> 8
+  out[7] = an & 0xff
+  out[8] = ns >>> 8
+  out[9] = ns & 0xff
+  out[10] = ar >>> 8
+  out[11] = ar & 0xff
   q.packet.copy(out, 12, 12, 12 + q.qnameLen + 4)
   t.bytes.copy(out, bodyStart + delta, bodyStart, end)
   if (delta !== 0) {

@@ -445,6 +445,8 @@ interface Slot {
 export class GeoDatabase {
   /** Published whole on reload; a lookup reads it once (one consistent set of files). */
   #sources: readonly Source[]
+  /** Bumped on every reload: caches of decisions made from geo data compare it (policy/service). */
+  #generation = 0
   readonly #slots: readonly Slot[]
   readonly #log: GeoLog | undefined
   #closed = false
@@ -471,6 +473,10 @@ export class GeoDatabase {
     for (const path of list) sources.push(await openSource(path))
     // Not logged here: the caller logs describe() once, with its own context.
     return new GeoDatabase(sources, log)
+  }
+
+  get generation(): number {
+    return this.#generation
   }
 
   /**
@@ -580,6 +586,7 @@ export class GeoDatabase {
     }
     if (this.#closed) return
     this.#sources = this.#sources.with(index, next)
+    this.#generation++
     this.#log?.info(logFields(next.info), 'geoip database reloaded')
     onChange?.(next.info)
   }

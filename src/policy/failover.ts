@@ -17,7 +17,7 @@ export type FailoverConfig = Extract<StepConfig, { kind: 'failover' }>
 
 export function failoverStep(config: FailoverConfig): NamedStep {
   const failover = new Failover(config.groups)
-  return { name: 'failover', run: (candidates, ctx) => failover.run(candidates, ctx) }
+  return { name: 'failover', pure: true, run: (candidates, ctx) => failover.run(candidates, ctx) }
 }
 
 class Failover {

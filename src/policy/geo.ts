@@ -36,7 +36,7 @@ export type GeoConfig = Extract<StepConfig, { kind: 'geo' }>
 
 export function geoStep(config: GeoConfig): NamedStep {
   const geo = new Geo(config)
-  return { name: 'geo', run: (candidates, ctx) => geo.run(candidates, ctx) }
+  return { name: 'geo', pure: true, run: (candidates, ctx) => geo.run(candidates, ctx) }
 }
 
 /** A rule as matched at query time: its pools and a label for trace lines, built at load. */

@@ -28,7 +28,10 @@ export type LatencyConfig = Extract<StepConfig, { kind: 'latency' }>
 
 export function latencyStep(config: LatencyConfig): NamedStep {
   const latency = new Latency(config)
-  return { name: 'latency', run: (candidates, ctx) => latency.run(candidates, ctx) }
+  // Pure despite the hysteresis memory: within one health view the memory of a vantage settles at
+  // its first decision (the same RTTs give the same keep/switch verdict every time after), and the
+  // decision cache is dropped whenever the view changes, so cached answers never disagree with it.
+  return { name: 'latency', pure: true, run: (candidates, ctx) => latency.run(candidates, ctx) }
 }
 
 /** How a decision was reached, for the trace line. */

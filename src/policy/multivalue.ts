@@ -18,10 +18,18 @@ export type MultivalueConfig = Extract<StepConfig, { kind: 'multivalue' }>
 
 export function multivalueStep(config: MultivalueConfig): NamedStep {
   const count = config.count >= 1 ? Math.floor(config.count) : 1
-  const run = config.shuffle
-    ? (candidates: readonly Endpoint[], ctx: PolicyContext) => shuffled(candidates, ctx, count)
-    : (candidates: readonly Endpoint[], ctx: PolicyContext) => firstN(candidates, ctx, count)
-  return { name: 'multivalue', run }
+  if (config.shuffle) {
+    return {
+      name: 'multivalue',
+      run: (candidates: readonly Endpoint[], ctx: PolicyContext) => shuffled(candidates, ctx, count),
+      unordered: (candidates: readonly Endpoint[], ctx: PolicyContext) => subset(candidates, ctx, count),
+    }
+  }
+  return {
+    name: 'multivalue',
+    pure: true,
+    run: (candidates: readonly Endpoint[], ctx: PolicyContext) => firstN(candidates, ctx, count),
+  }
 }
 
 function firstN(candidates: readonly Endpoint[], ctx: PolicyContext, count: number): readonly Endpoint[] {
@@ -37,6 +45,15 @@ function firstN(candidates: readonly Endpoint[], ctx: PolicyContext, count: numb
   }
   ctx.trace?.note(`multivalue: first ${out.length} up of ${candidates.length} candidates (count ${count})`)
   return out
+}
+
+/** `shuffled`'s choice without the order: every up candidate when they fit, else a random `count`. */
+function subset(candidates: readonly Endpoint[], ctx: PolicyContext, count: number): readonly Endpoint[] {
+  const health = ctx.health
+  let up = 0
+  for (let i = 0; i < candidates.length; i++) if (health.up(candidates[i]!)) up++
+  if (up === 0 || up > count) return shuffled(candidates, ctx, count)
+  return up === candidates.length ? candidates : healthy(candidates, health)
 }
 
 function shuffled(candidates: readonly Endpoint[], ctx: PolicyContext, count: number): readonly Endpoint[] {

@@ -27,7 +27,7 @@ export type ProximityConfig = Extract<StepConfig, { kind: 'proximity' }>
 
 export function proximityStep(config: ProximityConfig): NamedStep {
   const proximity = new Proximity(config)
-  return { name: 'proximity', run: (candidates, ctx) => proximity.run(candidates, ctx) }
+  return { name: 'proximity', pure: true, run: (candidates, ctx) => proximity.run(candidates, ctx) }
 }
 
 /** How `#choose` found its pool: the nearest, by spreading, or the next nearest. */

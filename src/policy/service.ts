@@ -12,8 +12,9 @@ import { QNAME, TemplateBuilder } from '../dns/builder.ts'
 import { type Name, nameToString } from '../dns/name.ts'
 import { FLAG_AA, FLAG_QR, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
+import { type GeoLookup, KEY_BITS4, KEY_BITS6, KEY_UNKNOWN, KEY_V4, KEY_V6 } from '../query/context.ts'
 import { makeStep } from './registry.ts'
-import type { Endpoint, NamedStep, PolicyContext } from './types.ts'
+import type { Endpoint, HealthView, NamedStep, PolicyContext, PolicyStep, Pool } from './types.ts'
 
 /** What a service decided for one query; `gslb explain` and golden tests read it directly. */
 export type Decision =
@@ -29,9 +30,16 @@ export type Decision =
       /** Nothing healthy was left and the all-down mode produced this answer. */
       readonly allDown: boolean
       readonly degraded: boolean
+      /**
+       * The records go out in random order: `endpoints` is in canonical (index) order, the
+       * template is built once in that order and the rendered response is shuffled.
+       */
+      readonly shuffle: boolean
     }
   | { readonly kind: 'nodata'; readonly allDown: boolean }
   | { readonly kind: 'servfail' }
+
+type Answer = Extract<Decision, { kind: 'answer' }>
 
 /** The query-path handle of a service at one name (exact owner or wildcard). */
 export interface ServiceNode {
@@ -40,10 +48,100 @@ export interface ServiceNode {
   /** Name the response templates are built for: the owner, or the wildcard name as a stand-in. */
   readonly question: Name
   readonly standIn: boolean
-  readonly templates: Map<string, Template>
+  /** Templates per (query type, decision); decisions are interned per service, so identity works. */
+  readonly templates: Map<Decision, Template>[]
 }
 
+const NODATA: Decision = Object.freeze({ kind: 'nodata', allDown: false })
+const NODATA_ALL_DOWN: Decision = Object.freeze({ kind: 'nodata', allDown: true })
+const SERVFAIL: Decision = Object.freeze({ kind: 'servfail' })
+
+/** Bounds of the per-service caches; hitting one clears that cache (a rare full rebuild). */
 const MAX_CACHED_TEMPLATES = 4096
+const MAX_INTERNED = 4096
+const MAX_CLIENT_ENTRIES = 65536
+
+/** Result of the chain's leading pure steps for one client prefix (see `decideCached`). */
+interface PrefixEntry {
+  readonly out: readonly Endpoint[]
+  /** Client bits those steps depended on: replayed into the context for the ECS scope. */
+  readonly scope: number
+  /** The whole decision, when the chain has no impure step (set on first use). */
+  decision: Decision | undefined
+}
+
+/** What `decideCached` needs of the context beyond PolicyContext: the client as numbers. */
+export interface CacheableContext extends PolicyContext {
+  readonly geoDatabase: GeoLookup | undefined
+  readonly scopeBits: number
+  readonly keyFamily: number
+  readonly keyHi: number
+  readonly keyLo: number
+  computeKey(): void
+}
+
+/** Per query-type slot (A = 0, AAAA = 1) cache of prefix results, valid for one health view and geo state. */
+class PrefixCache {
+  /**
+   * Result that did not depend on the client (scope 0 for a known client), per family: a geo
+   * database with no data for a whole family reports scope 0 for it and not for the other.
+   */
+  global4: PrefixEntry | undefined = undefined
+  global6: PrefixEntry | undefined = undefined
+  /** Client sent ECS with source prefix 0: no address may be used. */
+  unknown: PrefixEntry | undefined = undefined
+  readonly v4 = new Map<number, PrefixEntry>()
+  readonly v6 = new Map<number, Map<number, PrefixEntry>>()
+  size = 0
+
+  clear(): void {
+    this.global4 = undefined
+    this.global6 = undefined
+    this.unknown = undefined
+    this.v4.clear()
+    this.v6.clear()
+    this.size = 0
+  }
+
+  get(ctx: CacheableContext): PrefixEntry | undefined {
+    switch (ctx.keyFamily) {
+      case KEY_V4:
+        return this.v4.get(ctx.keyLo)
+      case KEY_V6:
+        return this.v6.get(ctx.keyHi)?.get(ctx.keyLo)
+      default:
+        return this.unknown
+    }
+  }
+
+  /** Stores `entry` for the client in `ctx` if its scope fits the key (else it is not reusable). */
+  set(ctx: CacheableContext, entry: PrefixEntry): void {
+    const family = ctx.keyFamily
+    if (family === KEY_UNKNOWN) {
+      this.unknown = entry
+      return
+    }
+    if (entry.scope === 0) {
+      // Known client, no client bit used: every known client gets this. (An unknown client keeps
+      // its own slot: "no address" is itself something a step may branch on.)
+      if (family === KEY_V4) this.global4 = entry
+      else this.global6 = entry
+      return
+    }
+    if (entry.scope > (family === KEY_V4 ? KEY_BITS4 : KEY_BITS6)) return
+    if (this.size >= MAX_CLIENT_ENTRIES) this.clear()
+    this.size++
+    if (family === KEY_V4) this.v4.set(ctx.keyLo, entry)
+    else {
+      let inner = this.v6.get(ctx.keyHi)
+      if (inner === undefined) {
+        inner = new Map()
+        this.v6.set(ctx.keyHi, inner)
+      }
+      inner.set(ctx.keyLo, entry)
+    }
+  }
+}
 
 export class CompiledService {
   readonly config: ServiceConfig
@@ -55,6 +153,22 @@ export class CompiledService {
   readonly #rdata4: ReadonlyMap<Endpoint, Buffer>
   readonly #rdata6: ReadonlyMap<Endpoint, Buffer>
   readonly #nodata: Template
+  /** How many leading steps are pure (cacheable per client prefix). */
+  readonly #pure: number
+  /** The last step's order-free variant: its answers are canonical and shuffled at render. */
+  readonly #unordered: PolicyStep | undefined
+  readonly #nodes: ServiceNode[] = []
+  readonly #prefix = [new PrefixCache(), new PrefixCache()]
+  /** What the prefix caches and the pool verdicts were computed under. */
+  #view: HealthView | undefined
+  #geo: GeoLookup | undefined
+  #geoGeneration = -1
+  /** Per pool index: 0 unknown, 1 healthy, 2 degraded (some member down or ramping), for #view. */
+  #poolState = new Uint8Array(8)
+  /** Interned decisions: a decision seen before is the same object, so templates key on identity. */
+  readonly #interned = new Map<number, Answer>()
+  /** The last one-endpoint decision per (endpoint, family): the common case, found without hashing. */
+  #single: (Answer | undefined)[] = []
 
   constructor(config: ServiceConfig, zoneKey: string, nodata: Template) {
     this.config = config
@@ -72,20 +186,35 @@ export class CompiledService {
     }
     this.#rdata4 = r4
     this.#rdata6 = r6
+    let pure = 0
+    while (pure < this.steps.length && this.steps[pure]!.pure === true) pure++
+    this.#pure = pure
+    this.#unordered = this.steps.length > 0 ? this.steps[this.steps.length - 1]!.unordered : undefined
   }
 
   node(question: Name, standIn: boolean): ServiceNode {
-    return Object.freeze({ kind: 'service', service: this, question, standIn, templates: new Map() })
+    const node: ServiceNode = Object.freeze({
+      kind: 'service',
+      service: this,
+      question,
+      standIn,
+      templates: [new Map(), new Map()],
+    })
+    this.#nodes.push(node)
+    return node
   }
 
-  /** Runs the chain. `qtype` is A or AAAA (ANY is answered as A). */
+  /**
+   * Runs the chain, uncached, with a trace when the context has one: the reference behaviour
+   * (`gslb explain`, golden tests). `qtype` is A or AAAA (ANY is answered as A).
+   */
   decide(qtype: number, ctx: PolicyContext): Decision {
     const six = qtype === T.AAAA
     const candidates = six ? this.#forAAAA : this.#forA
     const trace = ctx.trace
     if (candidates.length === 0) {
       trace?.note(`no endpoint has an ${six ? 'IPv6' : 'IPv4'} address: NODATA`)
-      return { kind: 'nodata', allDown: false }
+      return NODATA
     }
     let out: readonly Endpoint[] = candidates
     for (const step of this.steps) {
@@ -93,11 +222,68 @@ export class CompiledService {
       out = step.run(out, ctx)
       if (trace) trace.note(`${step.name}: ${names(before, ctx)} -> ${names(out, ctx)}`)
     }
+    return this.#finish(out, six, ctx)
+  }
+
+  /**
+   * The query path: the same decision as `decide`, with the leading pure steps run once per
+   * (query type, client prefix, health view, geo data) and the result reused. Random and stateful
+   * steps after them run per query, on the cached candidates. Answers are interned, so a repeated
+   * decision allocates nothing.
+   */
+  decideCached(qtype: number, ctx: CacheableContext): Decision {
+    if (ctx.trace !== undefined) return this.decide(qtype, ctx)
+    const six = qtype === T.AAAA
+    let out: readonly Endpoint[] = six ? this.#forAAAA : this.#forA
+    if (out.length === 0) return NODATA
+    this.#validate(ctx)
+    const steps = this.steps
+    const pure = this.#pure
+    if (pure > 0) {
+      const cache = this.#prefix[six ? 1 : 0]!
+      ctx.computeKey()
+      let entry = ctx.keyFamily === KEY_V4 ? cache.global4 : ctx.keyFamily === KEY_V6 ? cache.global6 : undefined
+      if (entry === undefined) {
+        entry = cache.get(ctx)
+        if (entry === undefined) {
+          for (let i = 0; i < pure; i++) out = steps[i]!.run(out, ctx)
+          entry = { out, scope: ctx.scopeBits, decision: undefined }
+          cache.set(ctx, entry)
+        }
+      }
+      ctx.scope(entry.scope)
+      if (pure === steps.length) {
+        entry.decision ??= this.#finish(entry.out, six, ctx)
+        return entry.decision
+      }
+      out = entry.out
+    }
+    const last = this.#unordered === undefined ? steps.length : steps.length - 1
+    for (let i = pure; i < last; i++) out = steps[i]!.run(out, ctx)
+    if (last < steps.length) out = this.#unordered!(out, ctx)
+    return this.#finish(out, six, ctx)
+  }
+
+  /** Drops what was cached under another health view or geo data. */
+  #validate(ctx: CacheableContext): void {
+    const geo = ctx.geoDatabase
+    const geoGeneration = geo?.generation ?? 0
+    if (ctx.health === this.#view && geo === this.#geo && geoGeneration === this.#geoGeneration) return
+    this.#view = ctx.health
+    this.#geo = geo
+    this.#geoGeneration = geoGeneration
+    this.#prefix[0]!.clear()
+    this.#prefix[1]!.clear()
+    this.#poolState.fill(0)
+  }
+
+  /** Health filter and all-down handling over a chain's output. */
+  #finish(out: readonly Endpoint[], six: boolean, ctx: PolicyContext): Decision {
     const health = ctx.health
     let anyUp = false
     let anyDown = false
-    for (const e of out) {
-      if (health.up(e)) anyUp = true
+    for (let i = 0; i < out.length; i++) {
+      if (health.up(out[i]!)) anyUp = true
       else anyDown = true
     }
     if (anyUp && anyDown) out = out.filter((e) => health.up(e))
@@ -115,39 +301,52 @@ export class CompiledService {
       case 'pool': {
         const members = mode.pool.endpoints.filter((e) => (six ? e.address6 : e.address4) !== undefined || e.cname)
         const up = members.filter((e) => ctx.health.up(e))
-        if (members.length === 0) return { kind: 'nodata', allDown: true }
+        if (members.length === 0) return NODATA_ALL_DOWN
         return this.#answer(up.length > 0 ? up : members, six, ctx, true)
       }
       case 'address': {
         const list = six ? mode.v6 : mode.v4
-        if (list.length === 0) return { kind: 'nodata', allDown: true }
-        return {
-          kind: 'answer',
-          type: six ? T.AAAA : T.A,
-          endpoints: [],
+        if (list.length === 0) return NODATA_ALL_DOWN
+        return this.#intern(six ? T.AAAA : T.A, [], this.config.degradedTtl, true, true, false, six, () => ({
           rdatas: list.map((a) => parseAddress(a)!.bytes),
           values: list,
-          ttl: this.config.degradedTtl,
-          allDown: true,
-          degraded: true,
-        }
+        }))
       }
       case 'cname':
-        return {
-          kind: 'answer',
-          type: T.CNAME,
-          endpoints: [],
+        return this.#intern(T.CNAME, [], this.config.degradedTtl, true, true, false, six, () => ({
           rdatas: [mode.target.wire],
           values: [nameToString(mode.target)],
-          ttl: this.config.degradedTtl,
-          allDown: true,
-          degraded: true,
-        }
+        }))
       case 'nodata':
-        return { kind: 'nodata', allDown: true }
+        return NODATA_ALL_DOWN
       case 'servfail':
-        return { kind: 'servfail' }
+        return SERVFAIL
     }
+  }
+
+  /** Whether any member of `pool` is down or ramping up under the current view (cached per view). */
+  #degraded(pool: Pool, health: HealthView): boolean {
+    const cacheable = health === this.#view
+    if (cacheable && pool.index < this.#poolState.length) {
+      const s = this.#poolState[pool.index]!
+      if (s !== 0) return s === 2
+    }
+    let degraded = false
+    for (const m of pool.endpoints) {
+      if (!health.up(m) || health.recovering(m)) {
+        degraded = true
+        break
+      }
+    }
+    if (cacheable) {
+      if (pool.index >= this.#poolState.length) {
+        const grown = new Uint8Array(Math.max(pool.index + 1, this.#poolState.length * 2))
+        grown.set(this.#poolState)
+        this.#poolState = grown
+      }
+      this.#poolState[pool.index] = degraded ? 2 : 1
+    }
+    return degraded
   }
 
   #answer(out: readonly Endpoint[], six: boolean, ctx: PolicyContext, allDown: boolean): Decision {
@@ -157,66 +356,139 @@ export class CompiledService {
     let ttl = Number.MAX_SAFE_INTEGER
     let degraded = allDown
     let lastPool = undefined as Endpoint['pool'] | undefined
-    for (const e of out) {
+    let cnameEp: Endpoint | undefined
+    for (let i = 0; i < out.length; i++) {
+      const e = out[i]!
+      if (cnameEp === undefined && e.cname !== undefined) cnameEp = e
       if (e.pool === lastPool) continue
       lastPool = e.pool
       const t = e.pool.ttl ?? this.config.ttl
       if (t < ttl) ttl = t
-      if (!degraded) {
-        for (const m of e.pool.endpoints) {
-          if (!health.up(m) || health.recovering(m)) {
-            degraded = true
-            break
-          }
-        }
-      }
+      if (!degraded && this.#degraded(e.pool, health)) degraded = true
     }
     if (degraded && this.config.degradedTtl < ttl) ttl = this.config.degradedTtl
-    const cnameEp = out.find((e) => e.cname !== undefined)
-    if (cnameEp) {
+    if (cnameEp !== undefined) {
       const target = cnameEp.cname!
-      return {
-        kind: 'answer',
-        type: T.CNAME,
-        endpoints: [cnameEp],
+      return this.#intern(T.CNAME, [cnameEp], ttl, allDown, degraded, false, six, () => ({
         rdatas: [target.wire],
         values: [nameToString(target)],
-        ttl,
-        allDown,
-        degraded,
-      }
+      }))
     }
+    const shuffle = this.#unordered !== undefined && out.length > 1
+    if (shuffle && !ascending(out)) out = [...out].sort((a, b) => a.index - b.index)
     const rd = six ? this.#rdata6 : this.#rdata4
-    return {
-      kind: 'answer',
-      type: six ? T.AAAA : T.A,
-      endpoints: out,
+    return this.#intern(six ? T.AAAA : T.A, out, ttl, allDown, degraded, shuffle, six, () => ({
       rdatas: out.map((e) => rd.get(e)!),
       values: out.map((e) => (six ? e.address6! : e.address4!)),
+    }))
+  }
+
+  /**
+   * The one Decision object for these fields: found by a hash of them and checked field by field
+   * (a collision replaces the older entry), built by `make` only when new.
+   */
+  #intern(
+    type: number,
+    endpoints: readonly Endpoint[],
+    ttl: number,
+    allDown: boolean,
+    degraded: boolean,
+    shuffle: boolean,
+    six: boolean,
+    make: () => { rdatas: readonly Buffer[]; values: readonly string[] },
+  ): Answer {
+    const slot = endpoints.length === 1 ? endpoints[0]!.index * 2 + (six ? 1 : 0) : -1
+    if (slot >= 0) {
+      const last = this.#single[slot]
+      if (
+        last !== undefined &&
+        last.type === type &&
+        last.ttl === ttl &&
+        last.allDown === allDown &&
+        last.degraded === degraded &&
+        last.shuffle === shuffle
+      ) {
+        return last
+      }
+    }
+    let h = fnvStep(fnvStep(FNV_OFFSET, type), ttl)
+    h = fnvStep(h, (allDown ? 1 : 0) | (degraded ? 2 : 0) | (shuffle ? 4 : 0) | (six ? 8 : 0))
+    for (let i = 0; i < endpoints.length; i++) h = fnvStep(h, endpoints[i]!.index)
+    const key = h >>> 0
+    const found = this.#interned.get(key)
+    if (
+      found !== undefined &&
+      found.type === type &&
+      found.ttl === ttl &&
+      found.allDown === allDown &&
+      found.degraded === degraded &&
+      found.shuffle === shuffle &&
+      sameEndpoints(found.endpoints, endpoints)
+    ) {
+      if (slot >= 0) this.#single[slot] = found
+      return found
+    }
+    const { rdatas, values } = make()
+    const d: Answer = Object.freeze({
+      kind: 'answer',
+      type,
+      endpoints: Object.freeze([...endpoints]),
+      rdatas,
+      values,
       ttl,
       allDown,
       degraded,
-    }
+      shuffle,
+    })
+    if (this.#interned.size >= MAX_INTERNED) this.#clearInterned()
+    this.#interned.set(key, d)
+    if (slot >= 0) this.#single[slot] = d
+    return d
+  }
+
+  #clearInterned(): void {
+    this.#interned.clear()
+    this.#single = []
+    for (const n of this.#nodes) for (const m of n.templates) m.clear()
   }
 
   /** The response template for a decision at `node`: cached, built on first use. */
   template(node: ServiceNode, qtype: number, d: Decision): Template | undefined {
     if (d.kind === 'servfail') return undefined
     if (d.kind === 'nodata') return this.#nodata
-    let key = `${qtype}/${d.type}/${d.ttl}/`
-    if (d.endpoints.length > 0) for (const e of d.endpoints) key += `${e.index},`
-    else key += 'static'
-    let t = node.templates.get(key)
-    if (t === undefined) {
+    const cache = node.templates[qtype === T.AAAA ? 1 : 0]!
+    let t = cache.get(d)
+    if (t === undefined || (qtype !== T.A && qtype !== T.AAAA)) {
       const b = new TemplateBuilder({ name: node.question, qtype, standIn: node.standIn })
       b.add(SECTION_ANSWER, { owner: QNAME, type: d.type, ttl: d.ttl, rdatas: d.rdatas })
       t = b.finish(FLAG_QR | FLAG_AA)
-      // Bounded: the number of distinct endpoint subsets a chain can produce is normally small.
-      if (node.templates.size >= MAX_CACHED_TEMPLATES) node.templates.clear()
-      node.templates.set(key, t)
+      // Only A and AAAA templates are kept: ANY (answered as A) carries its own question type.
+      if (qtype === T.A || qtype === T.AAAA) {
+        if (cache.size >= MAX_CACHED_TEMPLATES) cache.clear()
+        cache.set(d, t)
+      }
     }
     return t
   }
+}
+
+const FNV_OFFSET = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+
+function fnvStep(h: number, value: number): number {
+  h = Math.imul(h ^ (value & 0xffff), FNV_PRIME)
+  return Math.imul(h ^ (value >>> 16), FNV_PRIME)
+}
+
+function ascending(list: readonly Endpoint[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i - 1]!.index > list[i]!.index) return false
+  return true
+}
+
+function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 function names(list: readonly Endpoint[], ctx: PolicyContext): string {

@@ -24,7 +24,7 @@ export type StickyConfig = Extract<StepConfig, { kind: 'sticky' }>
 export function stickyStep(config: StickyConfig): NamedStep {
   const prefix4 = config.prefix4
   const prefix6 = config.prefix6
-  return { name: 'sticky', run: (candidates, ctx) => sticky(candidates, ctx, prefix4, prefix6) }
+  return { name: 'sticky', pure: true, run: (candidates, ctx) => sticky(candidates, ctx, prefix4, prefix6) }
 }
 
 function sticky(

@@ -107,6 +107,20 @@ export type PolicyStep = (candidates: readonly Endpoint[], ctx: PolicyContext) =
 export interface NamedStep {
   readonly name: string
   readonly run: PolicyStep
+  /**
+   * The output depends only on the candidates, the health view and the client bits the step
+   * reports through `ctx.scope` (no randomness, no per-query state). A chain's leading pure steps
+   * are run once per client prefix and health view, and their result is reused (see
+   * policy/service); a step that reads the client without reporting a scope must not say this.
+   */
+  readonly pure?: boolean
+  /**
+   * For a step whose output is in random order: the same choice with the order left alone. Used
+   * when the step ends the chain, so nothing downstream cares about order: the service answers
+   * from one canonical template and shuffles the records of the rendered response instead (BIND's
+   * rrset-order random), so a new order costs no template.
+   */
+  readonly unordered?: PolicyStep
 }
 
 /** Match of a geo rule; the most specific kind wins: cidr > asn > subdivision > country > continent. */

@@ -13,7 +13,18 @@ import type { ClientInfo, GeoInfo, HealthView, PolicyContext, TraceSink } from '
 /** What the context needs from the geo layer. */
 export interface GeoLookup {
   lookup(address: string): GeoInfo | undefined
+  /** Changes whenever lookups may answer differently (a reloaded file); absent = never changes. */
+  readonly generation?: number
 }
+
+/** Client prefixes the decision cache keys on: IPv4 /24 and IPv6 /56, the usual ECS source prefixes. */
+export const KEY_BITS4 = 24
+export const KEY_BITS6 = 56
+
+/** Family of a client cache key; UNKNOWN is a client that sent ECS with source prefix 0. */
+export const KEY_UNKNOWN = 0
+export const KEY_V4 = 4
+export const KEY_V6 = 6
 
 const UNKNOWN_CLIENT: ClientInfo = Object.freeze({
   address: '0.0.0.0',
@@ -34,6 +45,14 @@ export class QueryContext implements PolicyContext {
   random: () => number = Math.random
   /** Longest client prefix any step depended on; the ECS scope is this capped by the source prefix. */
   scopeBits = 0
+  /**
+   * The client as a cache key, filled by `computeKey` without allocating: the address masked to
+   * min(source prefix, KEY_BITS4/6) and that prefix length, packed into numbers (IPv4: keyLo only,
+   * addr24 * 32 + bits; IPv6: keyHi = first 32 bits, keyLo = next 24 bits * 64 + bits).
+   */
+  keyFamily = KEY_UNKNOWN
+  keyHi = 0
+  keyLo = 0
 
   constructor(geo: GeoLookup | undefined) {
     this.#geoDb = geo
@@ -41,6 +60,10 @@ export class QueryContext implements PolicyContext {
 
   set geoDatabase(db: GeoLookup | undefined) {
     this.#geoDb = db
+  }
+
+  get geoDatabase(): GeoLookup | undefined {
+    return this.#geoDb
   }
 
   reset(q: Query | undefined, source: string, health: HealthView): void {
@@ -86,6 +109,53 @@ export class QueryContext implements PolicyContext {
     return this.#geo
   }
 
+  /** Fills keyFamily/keyHi/keyLo for the current query's client (see there). */
+  computeKey(): void {
+    const q = this.#q
+    if (this.#client === undefined && q !== undefined && q.ecsFamily !== 0) {
+      const prefix = q.ecsSourcePrefix
+      if (prefix === 0) this.keyFamily = KEY_UNKNOWN
+      else if (q.ecsFamily === 1) this.#key4(q.ecsAddress.readUInt32BE(0), prefix)
+      else this.#key6(q.ecsAddress, prefix)
+      return
+    }
+    if (this.#client === undefined && q !== undefined) {
+      const v4 = ipv4Value(this.#source)
+      if (v4 >= 0) {
+        this.#key4(v4, 32)
+        return
+      }
+    }
+    const c = this.client
+    if (c.sourcePrefix === 0) this.keyFamily = KEY_UNKNOWN
+    else if (c.family === 4)
+      this.#key4(((c.bytes[0]! << 24) | (c.bytes[1]! << 16) | (c.bytes[2]! << 8) | c.bytes[3]!) >>> 0, c.sourcePrefix)
+    else this.#key6(c.bytes, c.sourcePrefix)
+  }
+
+  #key4(address: number, prefix: number): void {
+    const bits = prefix < KEY_BITS4 ? prefix : KEY_BITS4
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+    this.keyFamily = KEY_V4
+    this.keyHi = 0
+    this.keyLo = ((address & mask) >>> 8) * 32 + bits
+  }
+
+  #key6(b: Uint8Array, prefix: number): void {
+    const bits = prefix < KEY_BITS6 ? prefix : KEY_BITS6
+    let hi = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0
+    let lo = (b[4]! << 16) | (b[5]! << 8) | b[6]!
+    if (bits <= 32) {
+      hi = bits === 0 ? 0 : (hi & (0xffffffff << (32 - bits))) >>> 0
+      lo = 0
+    } else {
+      lo &= (0xffffff << (56 - bits)) & 0xffffff
+    }
+    this.keyFamily = KEY_V6
+    this.keyHi = hi
+    this.keyLo = lo * 64 + bits
+  }
+
   scope(bits: number): void {
     if (bits > this.scopeBits) this.scopeBits = bits
   }
@@ -118,6 +188,36 @@ export function clientFromText(text: string, prefix?: number): ClientInfo | unde
   if (bits === 0) return UNKNOWN_CLIENT
   const bytes = maskBytes(a.bytes, bits)
   return { address: addressText(bytes), family: a.family, sourcePrefix: bits, bytes }
+}
+
+/**
+ * The 32-bit value of a dotted-quad IPv4 address (also as ::ffff:a.b.c.d), or -1 for anything
+ * else; a character loop, so the per-query key needs no parse objects.
+ */
+export function ipv4Value(text: string): number {
+  let i = text.charCodeAt(0) === 58 /* : */ && text.startsWith('::ffff:') ? 7 : 0
+  let value = 0
+  let octets = 0
+  const n = text.length
+  while (i < n) {
+    let octet = 0
+    let digits = 0
+    while (i < n) {
+      const c = text.charCodeAt(i)
+      if (c < 48 || c > 57) break
+      octet = octet * 10 + (c - 48)
+      digits++
+      i++
+    }
+    if (digits === 0 || digits > 3 || octet > 255) return -1
+    value = value * 256 + octet
+    octets++
+    if (i === n) break
+    if (text.charCodeAt(i) !== 46 /* . */ || octets === 4) return -1
+    i++
+    if (i === n) return -1
+  }
+  return octets === 4 ? value : -1
 }
 
 function sourceClient(source: string): ClientInfo {

@@ -137,11 +137,12 @@ export class Answerer {
     }
     if (t === undefined) return errorResponse(packet, q, RCODE.REFUSED, edns)
     let ecsScope = 0
+    let shuffle = false
     if (t.kind === 'service') {
       const ctx = this.#ctx
       const svc = t.service
       ctx.reset(q, source, this.#health.current.view(svc.zoneKey))
-      const decision = svc.decide(q.qtype === T.AAAA ? T.AAAA : T.A, ctx)
+      const decision = svc.decideCached(q.qtype === T.AAAA ? T.AAAA : T.A, ctx)
       const o = this.#outcome
       o.query = packet
       o.service = svc
@@ -149,6 +150,7 @@ export class Answerer {
       const tpl = svc.template(t, q.qtype, decision)
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope
+      shuffle = decision.kind === 'answer' && decision.shuffle
       t = tpl
     }
 
@@ -161,7 +163,40 @@ export class Answerer {
     r.limit = transport === 'tcp' ? 65535 : q.hasEdns ? Math.min(q.udpSize, this.#maxUdp) : 512
     const out = render(t, r)
     if (r.optLen > 0) writeOpt(out, out.length - r.optLen, q, edns, 0, ecsScope)
+    if (shuffle) {
+      shuffleAnswers(out, 12 + q.qnameLen + 4, this.#ctx.random)
+    }
     return out
+  }
+}
+
+/**
+ * Puts the answer records of `msg` (starting at `start`) in random order, in place (Fisher-Yates).
+ * Only for answers whose records all have the same size (an A or AAAA RRset with a compressed
+ * owner), which is what shuffled service answers are; anything else is left as built.
+ */
+export function shuffleAnswers(msg: Buffer, start: number, random: () => number): void {
+  const count = msg.readUInt16BE(6)
+  if (count < 2 || start + 12 > msg.length) return
+  // Owner is a 2-byte pointer (0xC0..), then type, class, TTL, RDLENGTH, RDATA.
+  if ((msg[start]! & 0xc0) !== 0xc0) return
+  const size = 12 + msg.readUInt16BE(start + 10)
+  if (start + count * size > msg.length) return
+  for (let i = 1; i < count; i++) {
+    const at = start + i * size
+    if ((msg[at]! & 0xc0) !== 0xc0 || 12 + msg.readUInt16BE(at + 10) !== size) return
+  }
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    if (j === i) continue
+    // Byte loops: records are 16 or 28 bytes, less than the fixed cost of a Buffer#copy call.
+    const a = start + i * size
+    const b = start + j * size
+    for (let k = 0; k < size; k++) {
+      const x = msg[a + k]!
+      msg[a + k] = msg[b + k]!
+      msg[b + k] = x
+    }
   }
 }
 

@@ -1,0 +1,307 @@
+/**
+ * The query path's decision cache (CompiledService.decideCached) against the reference chain run
+ * (CompiledService.decide): for every service of the GSLB fixture zone, many clients (IPv4 and
+ * IPv6, with and without ECS, unknown), both address types and a series of health states, the
+ * cached answer, its ECS scope and the random numbers consumed must be exactly what an uncached
+ * run gives, on the first (miss) and on later (hit) queries. Also: the client key packing, the
+ * geo-reload invalidation and the shuffled-at-render multivalue answers.
+ */
+
+import { join } from 'node:path'
+import * as dnsPacket from 'dns-packet'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { loadFile } from '../../../src/config/zone-set.ts'
+import { ParseResult, parseQuery, Query } from '../../../src/dns/query.ts'
+import { T } from '../../../src/dns/types.ts'
+import { GeoDatabase } from '../../../src/geo/reader.ts'
+import { ALL_UP, type HealthSnapshot } from '../../../src/health/state.ts'
+import { describeDecision } from '../../../src/policy/golden.ts'
+import { seededRandom } from '../../../src/policy/random.ts'
+import type { CompiledService, Decision } from '../../../src/policy/service.ts'
+import type { GeoInfo } from '../../../src/policy/types.ts'
+import { clientFromText, type GeoLookup, ipv4Value, QueryContext } from '../../../src/query/context.ts'
+import { Answerer } from '../../../src/query/handle.ts'
+import type { CompiledZone } from '../../../src/zone/compile.ts'
+import { buildTable } from '../../../src/zone/table.ts'
+
+const FIXTURES = join(import.meta.dirname, '../../fixtures')
+const ZONE_FILE = join(FIXTURES, 'gslb/gslb.example.yaml')
+
+let zone: CompiledZone
+let geo: GeoDatabase
+
+beforeAll(async () => {
+  const load = await loadFile(ZONE_FILE, join(FIXTURES, 'gslb'))
+  expect(load.errors).toEqual([])
+  zone = load.zone!
+  geo = await GeoDatabase.open([join(FIXTURES, 'geo/test-city.mmdb')])
+})
+
+/** Clients across the fixture's geo table, both families, several ECS prefixes, and "unknown". */
+const CLIENTS: readonly (readonly [address: string, ecsPrefix: number | undefined])[] = [
+  ['198.51.100.7', undefined],
+  ['198.51.100.7', 24],
+  ['198.51.100.70', 25],
+  ['198.51.100.130', undefined],
+  ['198.51.100.200', 24],
+  ['198.51.100.200', 26],
+  ['198.51.100.193', undefined],
+  ['203.0.113.9', undefined],
+  ['203.0.113.9', 16],
+  ['192.0.2.77', undefined],
+  ['10.1.2.3', 8],
+  ['100.64.9.9', undefined],
+  ['127.0.0.1', undefined],
+  ['8.0.0.0', 6],
+  ['2001:db8:e0::5', undefined],
+  ['2001:db8:e0::', 48],
+  ['2001:db8:a0:1::', 56],
+  ['2001:db8:f0::1', 64],
+  ['2001:db8:ffff::1', undefined],
+  ['::1', undefined],
+  ['0.0.0.0', 0],
+]
+
+function healthStates(z: CompiledZone): [label: string, snapshot: HealthSnapshot][] {
+  const key = z.services[0]!.zoneKey
+  const states: [string, HealthSnapshot][] = [['all up', ALL_UP]]
+  for (const name of ['eu-1', 'us-1', 'ap-1', 'cdn-a'])
+    states.push([`${name} down`, ALL_UP.with([[key, name, { up: false }]])])
+  states.push([
+    'eu down',
+    ALL_UP.with([
+      [key, 'eu-1', { up: false }],
+      [key, 'eu-2', { drained: true }],
+    ]),
+  ])
+  states.push([
+    'everything down',
+    ALL_UP.with(
+      ['eu-1', 'eu-2', 'us-1', 'us-2', 'ap-1', 'cdn-a', 'cdn-b'].map((n) => [key, n, { up: false }] as const),
+    ),
+  ])
+  states.push(['eu-2 ramping', ALL_UP.with([[key, 'eu-2', { ramp: 0.5 }]])])
+  states.push(['eu measured slow from eu', ALL_UP.withRtt([[key, 'eu', 'eu', 400]])])
+  states.push(['us forced down', ALL_UP.with([[key, 'us-2', { forced: 'down' }]])])
+  return states
+}
+
+interface Outcome {
+  readonly decision: Decision
+  readonly text: string
+  readonly scope: number
+  /** The next random number after deciding: equal only if both consumed the same count. */
+  readonly nextRandom: number
+}
+
+function run(
+  svc: CompiledService,
+  ctx: QueryContext,
+  client: readonly [string, number | undefined],
+  qtype: number,
+  health: HealthSnapshot,
+  cached: boolean,
+  seed: number,
+): Outcome {
+  const c = clientFromText(client[0], client[1])!
+  ctx.resetFor(c, client[1] !== undefined, health.view(svc.zoneKey))
+  const random = seededRandom(seed)
+  ctx.random = random
+  const decision = cached ? svc.decideCached(qtype, ctx) : svc.decide(qtype, ctx)
+  return { decision, text: describeDecision(decision), scope: ctx.ecsScope, nextRandom: random() }
+}
+
+describe('decideCached', () => {
+  it('gives the reference decision, scope and random use for every service, client and health state', () => {
+    const ctx = new QueryContext(geo)
+    let compared = 0
+    let seed = 1
+    for (const [label, health] of healthStates(zone)) {
+      // Two passes: the first fills the caches (misses), the second reads them (hits).
+      for (const pass of [1, 2]) {
+        for (const svc of zone.services) {
+          for (const client of CLIENTS) {
+            for (const qtype of [T.A, T.AAAA]) {
+              seed++
+              const want = run(svc, ctx, client, qtype, health, false, seed)
+              const got = run(svc, ctx, client, qtype, health, true, seed)
+              const where = `${label}, pass ${pass}, ${svc.config.owner.key} ${qtype === T.A ? 'A' : 'AAAA'} for ${client.join('/')}`
+              // A chain ending in a shuffling step picks its set without shuffling it on the query
+              // path (the response is shuffled at render), so it may draw fewer random numbers.
+              const shuffles = svc.steps.at(-1)?.unordered !== undefined
+              expect({ where, text: got.text, scope: got.scope, next: shuffles || got.nextRandom }).toEqual({
+                where,
+                text: want.text,
+                scope: want.scope,
+                next: shuffles || want.nextRandom,
+              })
+              if (want.decision.kind === 'answer' && got.decision.kind === 'answer') {
+                expect(got.decision.endpoints.map((e) => e.name)).toEqual(want.decision.endpoints.map((e) => e.name))
+              }
+              compared++
+            }
+          }
+        }
+      }
+    }
+    expect(compared).toBe(healthStates(zone).length * 2 * zone.services.length * CLIENTS.length * 2)
+  })
+
+  it('interns answers: the same decision twice is the same object, so its template is reused', () => {
+    const ctx = new QueryContext(geo)
+    const svc = zone.services.find((s) => s.config.owner.key.startsWith('\x03geo'))!
+    const first = run(svc, ctx, ['198.51.100.7', 24], T.A, ALL_UP, true, 7).decision
+    const again = run(svc, ctx, ['198.51.100.9', 24], T.A, ALL_UP, true, 7).decision
+    expect(first.kind).toBe('answer')
+    expect(again).toBe(first)
+  })
+
+  it('follows a geo database reload (generation) instead of serving the cached answer', () => {
+    // A wrapper that moves every client to the US once "reloaded". (203.0.113.0/24 is one /24
+    // network in the fixture, so its decision is cacheable under the /24 key.)
+    let moved = false
+    let generation = 0
+    const fake: GeoLookup = {
+      lookup: (address: string): GeoInfo | undefined => {
+        const real = geo.lookup(address)
+        return moved && real ? { ...real, country: 'US', continent: 'NA' } : real
+      },
+      get generation() {
+        return generation
+      },
+    }
+    const ctx = new QueryContext(fake)
+    const svc = zone.services.find((s) => s.config.owner.key.startsWith('\x03geo'))!
+    const before = run(svc, ctx, ['203.0.113.0', 24], T.A, ALL_UP, true, 3)
+    expect(before.text).toMatch(/^192\.0\.2\.31 /)
+    moved = true
+    // Same generation: the cache may (and does) keep answering from the old data.
+    expect(run(svc, ctx, ['203.0.113.0', 24], T.A, ALL_UP, true, 3).text).toBe(before.text)
+    generation++
+    expect(run(svc, ctx, ['203.0.113.0', 24], T.A, ALL_UP, true, 3).text).toMatch(/^192\.0\.2\.2[12] /)
+  })
+})
+
+describe('client cache keys', () => {
+  function keyOf(ctx: QueryContext): [number, number, number] {
+    ctx.computeKey()
+    return [ctx.keyFamily, ctx.keyHi, ctx.keyLo]
+  }
+
+  function queryWithEcs(address: string, prefix: number, family: 1 | 2): Query {
+    const packet = dnsPacket.encode({
+      type: 'query',
+      id: 1,
+      questions: [{ name: 'x.example', type: 'A' }],
+      additionals: [
+        {
+          type: 'OPT',
+          name: '.',
+          udpPayloadSize: 1232,
+          options: [{ code: 8, family, sourcePrefixLength: prefix, scopePrefixLength: 0, ip: address }],
+        } as dnsPacket.Answer,
+      ],
+    })
+    const q = new Query()
+    expect(parseQuery(packet, q)).toBe(ParseResult.OK)
+    return q
+  }
+
+  it('packs the same client alike from a packet source, an ECS option and a client record', () => {
+    const health = ALL_UP.view('x')
+    const ctx = new QueryContext(undefined)
+    const plain = new Query()
+    parseQuery(dnsPacket.encode({ type: 'query', id: 1, questions: [{ name: 'x.example', type: 'A' }] }), plain)
+
+    ctx.reset(plain, '198.51.100.77', health)
+    const fromSource = keyOf(ctx)
+    ctx.reset(plain, '::ffff:198.51.100.77', health)
+    expect(keyOf(ctx)).toEqual(fromSource)
+    ctx.resetFor(clientFromText('198.51.100.77')!, false, health)
+    expect(keyOf(ctx)).toEqual(fromSource)
+    // Everything in the /24 shares the key; the next /24 does not.
+    ctx.reset(plain, '198.51.100.1', health)
+    expect(keyOf(ctx)).toEqual(fromSource)
+    ctx.reset(plain, '198.51.101.77', health)
+    expect(keyOf(ctx)).not.toEqual(fromSource)
+    // ECS /24 of the same network: same key as the /32 source (both cover the /24 key bits).
+    ctx.reset(queryWithEcs('198.51.100.0', 24, 1), '127.0.0.1', health)
+    expect(keyOf(ctx)).toEqual(fromSource)
+    // A shorter ECS prefix is a different client (fewer bits vouched for).
+    ctx.reset(queryWithEcs('198.51.0.0', 16, 1), '127.0.0.1', health)
+    const slash16 = keyOf(ctx)
+    expect(slash16).not.toEqual(fromSource)
+    ctx.resetFor(clientFromText('198.51.0.0', 16)!, true, health)
+    expect(keyOf(ctx)).toEqual(slash16)
+    // ECS source prefix 0: unknown client.
+    ctx.reset(queryWithEcs('0.0.0.0', 0, 1), '127.0.0.1', health)
+    expect(keyOf(ctx)[0]).toBe(0)
+  })
+
+  it('keys IPv6 clients by /56 and tells the families apart', () => {
+    const health = ALL_UP.view('x')
+    const ctx = new QueryContext(undefined)
+    const plain = new Query()
+    parseQuery(dnsPacket.encode({ type: 'query', id: 1, questions: [{ name: 'x.example', type: 'A' }] }), plain)
+    ctx.reset(plain, '2001:db8:a0:1200::1', health)
+    const a = keyOf(ctx)
+    expect(a[0]).toBe(6)
+    ctx.reset(plain, '2001:db8:a0:12ff:ffff::1', health)
+    expect(keyOf(ctx)).toEqual(a)
+    ctx.reset(plain, '2001:db8:a0:1300::1', health)
+    expect(keyOf(ctx)).not.toEqual(a)
+    ctx.reset(queryWithEcs('2001:db8:a0:1200::', 56, 2), '127.0.0.1', health)
+    expect(keyOf(ctx)).toEqual(a)
+    ctx.reset(queryWithEcs('2001:db8::', 32, 2), '127.0.0.1', health)
+    const short = keyOf(ctx)
+    expect(short).not.toEqual(a)
+    ctx.resetFor(clientFromText('2001:db8::', 32)!, true, health)
+    expect(keyOf(ctx)).toEqual(short)
+  })
+
+  it('parses dotted quads without allocating and rejects everything else', () => {
+    expect(ipv4Value('0.0.0.0')).toBe(0)
+    expect(ipv4Value('198.51.100.77')).toBe(((198 << 24) | (51 << 16) | (100 << 8) | 77) >>> 0)
+    expect(ipv4Value('255.255.255.255')).toBe(0xffffffff)
+    expect(ipv4Value('::ffff:10.1.2.3')).toBe(0x0a010203)
+    for (const bad of [
+      '',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.1.1.1',
+      '1..2.3',
+      '1.2.3.',
+      'a.b.c.d',
+      '::1',
+      '1.2.3.4 ',
+      '1234.1.1.1',
+    ])
+      expect([bad, ipv4Value(bad)]).toEqual([bad, -1])
+  })
+})
+
+describe('shuffled multivalue answers', () => {
+  it('answer the same records in every order, from one template', () => {
+    const answerer = new Answerer({ geo })
+    answerer.table = buildTable([zone])
+    const packet = dnsPacket.encode({ type: 'query', id: 9, questions: [{ name: 'multi.gslb.example', type: 'A' }] })
+    const orders = new Set<string>()
+    let set: string | undefined
+    for (let i = 0; i < 400; i++) {
+      const out = answerer.answer(packet, 'udp', '127.0.0.1')!
+      const m = dnsPacket.decode(out)
+      expect(m.rcode).toBe('NOERROR')
+      const data = (m.answers ?? []).map((a) => `${a.name} ${a.type} ${a.ttl} ${String(a.data)}`)
+      expect(data.length).toBe(3)
+      orders.add(data.join(','))
+      const sorted = [...data].sort().join(',')
+      if (set === undefined) set = sorted
+      // The fixture's multi service has 4 IPv4 endpoints and count 3: subsets vary too, so only
+      // check that every answer is a set of distinct fixture addresses.
+      expect(new Set(data).size).toBe(3)
+      for (const d of data) expect(d).toMatch(/^multi\.gslb\.example A \d+ 192\.0\.2\.(11|12|21|22|31)$/)
+    }
+    // 3 records have 6 orders; with subsets as well, far more than 6 distinct sequences show up.
+    expect(orders.size).toBeGreaterThan(6)
+  })
+})
