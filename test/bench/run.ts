@@ -49,6 +49,7 @@ const KINDS = [
   'nxdomain',
   'mix',
   'tcp',
+  'static-ecs',
   'weighted',
   'geo',
   'failover',
@@ -66,6 +67,7 @@ const KIND_LABEL: Record<Kind, string> = {
   nxdomain: 'NXDOMAIN',
   mix: 'mix',
   tcp: 'static A over TCP',
+  'static-ecs': 'static A + ECS',
   weighted: 'GSLB weighted',
   geo: 'GSLB geo + ECS',
   failover: 'GSLB failover',
@@ -83,6 +85,7 @@ const KIND_FILE: Record<Kind, string> = {
   nxdomain: 'nxdomain',
   mix: 'mix',
   tcp: 'static',
+  'static-ecs': 'static',
   weighted: 'weighted',
   geo: 'geo',
   failover: 'failover',
@@ -97,7 +100,12 @@ const KIND_FILE: Record<Kind, string> = {
  * in the bundled geo database; only its bytes travel, inside queries to 127.0.0.1.
  */
 const ECS_UK_24 = '8:00011800510245'
-const KIND_EDNS: Partial<Record<Kind, string>> = { geo: ECS_UK_24, latency: ECS_UK_24, sticky: ECS_UK_24 }
+const KIND_EDNS: Partial<Record<Kind, string>> = {
+  'static-ecs': ECS_UK_24,
+  geo: ECS_UK_24,
+  latency: ECS_UK_24,
+  sticky: ECS_UK_24,
+}
 
 const EXPECTED_RCODES: Record<Kind, readonly string[]> = {
   static: ['NOERROR'],
@@ -107,6 +115,7 @@ const EXPECTED_RCODES: Record<Kind, readonly string[]> = {
   nxdomain: ['NXDOMAIN'],
   mix: ['NOERROR', 'NXDOMAIN'],
   tcp: ['NOERROR'],
+  'static-ecs': ['NOERROR'],
   weighted: ['NOERROR'],
   geo: ['NOERROR'],
   failover: ['NOERROR'],
@@ -121,7 +130,10 @@ const USAGE = `Usage: node test/bench/run.ts [options]   (npm run bench -- [opti
   --runs N           measure each kind N times and report the median (default 1, at most 25)
   --kinds a,b        kinds to measure, from: ${KINDS.join(', ')} (default: all);
                      static is always measured, as the reference for the ratios
-  --baseline         also measure test/bench/baseline.ts (naive dns-packet decode+encode) on static A
+  --baseline         also measure, on static A, test/bench/baseline.ts (naive dns-packet decode+encode)
+                     and test/bench/ceiling.ts (pre-encoded answer, only ID and question copied)
+  --half-rate        after the full-rate runs, run each kind again at half its measured qps (dnsperf
+                     -Q) with per-query latencies: p50/p99/p99.9 where the server is not saturated
   --clients N        dnsperf -c (default 4)
   --outstanding N    dnsperf -q (default 100)
   --max-qps N        dnsperf -Q (default: unlimited)
@@ -143,6 +155,7 @@ interface Options {
   readonly maxQps: number | undefined
   readonly warmup: number
   readonly percentiles: boolean
+  readonly halfRate: boolean
   readonly pin: boolean
   readonly json: boolean
   readonly writeQueries: string | undefined
@@ -170,6 +183,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'max-qps': { type: 'string' },
       warmup: { type: 'string' },
       percentiles: { type: 'boolean' },
+      'half-rate': { type: 'boolean' },
       'no-pin': { type: 'boolean' },
       json: { type: 'boolean' },
       'write-queries': { type: 'string' },
@@ -188,7 +202,9 @@ function parseOptions(argv: string[]): Options | 'help' {
       if (!(KINDS as readonly string[]).includes(k))
         throw new UsageError(`--kinds: unknown kind "${k}"; known: ${KINDS.join(', ')}`)
     }
-    kinds = KINDS.filter((k) => k === 'static' || asked.includes(k))
+    // static is the reference of every ratio; static + ECS that of the kinds sending ECS.
+    const ecs = asked.some((k) => KIND_EDNS[k as Kind] !== undefined)
+    kinds = KINDS.filter((k) => k === 'static' || (k === 'static-ecs' && ecs) || asked.includes(k))
   }
   const maxQps = values['max-qps'] === undefined ? undefined : intFlag(values['max-qps'], 'max-qps', 0, 1, 10_000_000)
   return {
@@ -201,6 +217,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     maxQps,
     warmup: intFlag(values.warmup, 'warmup', 5, 0, 60),
     percentiles: values.percentiles ?? false,
+    halfRate: values['half-rate'] ?? false,
     pin: !(values['no-pin'] ?? false),
     json: values.json ?? false,
     writeQueries: values['write-queries'],
@@ -631,15 +648,18 @@ interface DnsperfSpec {
   readonly serverPid: number | undefined
   readonly verbose: boolean
   readonly scratch: string
+  /** dnsperf -Q for this run, overriding --max-qps (the half-rate pass). */
+  readonly rate?: number | undefined
 }
 
 function dnsperfArgs(
-  s: Pick<DnsperfSpec, 'port' | 'file' | 'seconds' | 'tcp' | 'opts' | 'verbose' | 'edns'>,
+  s: Pick<DnsperfSpec, 'port' | 'file' | 'seconds' | 'tcp' | 'opts' | 'verbose' | 'edns' | 'rate'>,
 ): string[] {
   const args = ['-s', HOST, '-p', String(s.port), '-d', s.file, '-l', String(s.seconds)]
   if (s.edns !== undefined) args.push('-E', s.edns)
   args.push('-c', String(s.opts.clients), '-q', String(s.opts.outstanding))
-  if (s.opts.maxQps !== undefined) args.push('-Q', String(s.opts.maxQps))
+  const rate = s.rate ?? s.opts.maxQps
+  if (rate !== undefined) args.push('-Q', String(rate))
   if (s.tcp) args.push('-m', 'tcp')
   if (s.verbose) args.push('-v')
   return args
@@ -727,14 +747,28 @@ async function runDnsperf(s: DnsperfSpec): Promise<Measurement> {
 // ---------------------------------------------------------------------------------------------
 // Results
 
+/** Comparison servers measured on static A only. */
+type Other = 'baseline' | 'ceiling' | 'gdnsd'
+
+/** One kind at half its full-rate qps: latency where the server is not saturated. */
+interface HalfRow {
+  readonly kind: Kind
+  readonly label: string
+  readonly rate: number
+  readonly m: Measurement
+  readonly command: string
+}
+
 interface Row {
-  readonly kind: Kind | 'baseline'
+  readonly kind: Kind | Other
   readonly label: string
   readonly transport: 'udp' | 'tcp'
   readonly runs: readonly Measurement[]
   readonly median: Measurement
   /** qps / static-A qps (median over median); for the baseline row too. */
   readonly ratioToStatic: number
+  /** qps / static-A qps with the same EDNS options (static + ECS for the ECS kinds). */
+  readonly ratioToRef: number
   readonly command: string
   readonly notes: readonly string[]
 }
@@ -778,10 +812,10 @@ function medianOf(runs: readonly Measurement[]): Measurement {
   }
 }
 
-function notesFor(kind: Kind | 'baseline', m: Measurement): string[] {
+function notesFor(kind: Kind | Other, m: Measurement): string[] {
   const notes: string[] = []
   if (m.lost > 0) notes.push(`${m.lost} queries lost (median ${m.lostPct}% per run)`)
-  const expected = kind === 'baseline' ? ['NOERROR'] : EXPECTED_RCODES[kind]
+  const expected = kind === 'baseline' || kind === 'ceiling' || kind === 'gdnsd' ? ['NOERROR'] : EXPECTED_RCODES[kind]
   for (const [rc, count] of Object.entries(m.rcodes)) {
     if (!expected.includes(rc)) notes.push(`unexpected rcode ${rc} x${count}`)
   }
@@ -808,12 +842,21 @@ const f3 = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(3))
 const pct = (x: number): string => (Number.isNaN(x) ? '-' : `${x.toFixed(0)}%`)
 
 function table(rows: readonly Row[], withPercentiles: boolean): string {
-  const head = ['kind', 'qps', 'vs static', 'lost', 'avg ms', 'sd ms', 'max ms']
+  const head = ['kind', 'qps', 'vs static', 'vs ref', 'lost', 'avg ms', 'sd ms', 'max ms']
   if (withPercentiles) head.push('p50 ms', 'p99 ms', 'p99.9 ms')
   head.push('resp B', 'server CPU', 'µs/query', 'srv core', 'client core')
   const body = rows.map((r) => {
     const m = r.median
-    const cells = [r.label, f0(m.qps), f2(r.ratioToStatic), `${f2(m.lostPct)}%`, f3(m.avgMs), f3(m.sdMs), f2(m.maxMs)]
+    const cells = [
+      r.label,
+      f0(m.qps),
+      f2(r.ratioToStatic),
+      f2(r.ratioToRef),
+      `${f2(m.lostPct)}%`,
+      f3(m.avgMs),
+      f3(m.sdMs),
+      f2(m.maxMs),
+    ]
     if (withPercentiles) cells.push(f3(m.p50Ms), f3(m.p99Ms), f3(m.p999Ms))
     cells.push(
       f0(m.responseBytes),
@@ -824,11 +867,7 @@ function table(rows: readonly Row[], withPercentiles: boolean): string {
     )
     return cells
   })
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
-  const line = (cells: string[]): string =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`
-  const sep = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`
-  return [line(head), sep, ...body.map(line)].join('\n')
+  return markdownTable(head, body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -856,7 +895,8 @@ async function measureTarget(
   scratch: string,
 ): Promise<Map<Kind, { runs: Measurement[]; command: string }>> {
   const spec = (kind: Kind, seconds: number, verbose: boolean): DnsperfSpec => ({
-    edns: target.name === 'baseline' ? undefined : KIND_EDNS[kind],
+    // The comparison servers ignore EDNS; only gdnsd (like the real server) is sent ECS.
+    edns: target.name === 'baseline' || target.name === 'ceiling' ? undefined : KIND_EDNS[kind],
     port: target.port,
     file: files[KIND_FILE[kind]]!,
     seconds,
@@ -869,8 +909,9 @@ async function measureTarget(
     scratch,
   })
   if (opts.warmup > 0) {
-    log(`  warm-up: ${opts.warmup} s of ${target.name === 'baseline' ? 'static A' : 'mixed'} queries`)
-    await runDnsperf(spec(target.name === 'baseline' ? 'static' : 'mix', opts.warmup, false))
+    const plain = target.name === 'baseline' || target.name === 'ceiling'
+    log(`  warm-up: ${opts.warmup} s of ${plain ? 'static A' : 'mixed'} queries`)
+    await runDnsperf(spec(plain ? 'static' : 'mix', opts.warmup, false))
   }
   const results = new Map<Kind, { runs: Measurement[]; command: string }>()
   for (let run = 1; run <= opts.runs; run++) {
@@ -892,6 +933,65 @@ async function measureTarget(
     }
   }
   return results
+}
+
+/** One dnsperf run of `kind` at a fixed rate, with per-query latencies (dnsperf -Q and -v). */
+async function measureHalfRate(
+  target: Target,
+  kind: Kind,
+  rate: number,
+  opts: Options,
+  pin: Pinning,
+  files: Record<string, string>,
+  scratch: string,
+): Promise<HalfRow> {
+  const s: DnsperfSpec = {
+    edns: KIND_EDNS[kind],
+    port: target.port,
+    file: files[KIND_FILE[kind]]!,
+    seconds: opts.seconds,
+    tcp: kind === 'tcp',
+    opts,
+    clientCpu: pin.clientCpu,
+    serverCpu: pin.serverCpu,
+    serverPid: target.child.pid,
+    verbose: true,
+    scratch,
+    rate,
+  }
+  const m = await runDnsperf(s)
+  log(`  half rate ${KIND_LABEL[kind]}: -Q ${rate}: p50 ${f3(m.p50Ms)} ms, p99 ${f3(m.p99Ms)} ms, lost ${m.lostPct}%`)
+  const args = dnsperfArgs({ ...s, file: `$Q/${KIND_FILE[kind]}.txt` })
+  const command = shellQuote([
+    ...(pin.clientCpu === undefined ? [] : ['taskset', '-c', String(pin.clientCpu)]),
+    'dnsperf',
+    ...args,
+  ])
+  return { kind, label: KIND_LABEL[kind], rate, m, command }
+}
+
+function halfTable(rows: readonly HalfRow[]): string {
+  const head = ['kind', 'dnsperf -Q', 'qps', 'lost', 'avg ms', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms']
+  const body = rows.map((r) => [
+    r.label,
+    f0(r.rate),
+    f0(r.m.qps),
+    `${f2(r.m.lostPct)}%`,
+    f3(r.m.avgMs),
+    f3(r.m.p50Ms),
+    f3(r.m.p99Ms),
+    f3(r.m.p999Ms),
+    f2(r.m.maxMs),
+  ])
+  return markdownTable(head, body)
+}
+
+function markdownTable(head: readonly string[], body: readonly string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`
+  const sep = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`
+  return [line(head), sep, ...body.map(line)].join('\n')
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -932,6 +1032,7 @@ async function main(argv: string[]): Promise<number> {
   log(pin.pinned ? `bench: ${pin.note}` : `bench: WARNING: ${pin.note}`)
 
   const rows: Row[] = []
+  const half: HalfRow[] = []
   const targets: { name: string; command: string; stderr: string; exitCode: number | null }[] = []
   let failed: Error | undefined
   try {
@@ -942,14 +1043,25 @@ async function main(argv: string[]): Promise<number> {
     let results: Map<Kind, { runs: Measurement[]; command: string }>
     try {
       results = await measureTarget(server, opts.kinds, opts, pin, files, scratch)
+      if (opts.halfRate) {
+        for (const kind of opts.kinds) {
+          const rate = Math.max(1, Math.floor(median(results.get(kind)!.runs.map((r) => r.qps)) / 2))
+          half.push(await measureHalfRate(server, kind, rate, opts, pin, files, scratch))
+        }
+      }
     } finally {
       const code = await server.stop()
       targets.push({ name: 'server', command: server.command, stderr: server.stderr(), exitCode: code })
     }
-    const staticQps = median(results.get('static')!.runs.map((r) => r.qps))
+    const qpsOf = (k: Kind): number => {
+      const r = results.get(k)
+      return r ? median(r.runs.map((m) => m.qps)) : Number.NaN
+    }
+    const staticQps = qpsOf('static')
     for (const kind of opts.kinds) {
       const r = results.get(kind)!
       const med = medianOf(r.runs)
+      const ref = KIND_EDNS[kind] !== undefined && kind !== 'static-ecs' ? qpsOf('static-ecs') : staticQps
       rows.push({
         kind,
         label: KIND_LABEL[kind],
@@ -957,33 +1069,41 @@ async function main(argv: string[]): Promise<number> {
         runs: r.runs,
         median: med,
         ratioToStatic: med.qps / staticQps,
+        ratioToRef: med.qps / ref,
         command: r.command,
         notes: notesFor(kind, med),
       })
     }
     if (opts.baseline) {
-      log('bench: starting baseline (dns-packet decode+encode)')
-      const base = await startTarget('baseline', pin.serverCpu, 'test/bench/baseline.ts', ['--port', '{PORT}'])
-      log(`bench: ${base.command}`)
-      let b: Map<Kind, { runs: Measurement[]; command: string }>
-      try {
-        b = await measureTarget(base, ['static'], opts, pin, files, scratch)
-      } finally {
-        const code = await base.stop()
-        targets.push({ name: 'baseline', command: base.command, stderr: base.stderr(), exitCode: code })
+      const others = [
+        { name: 'baseline', script: 'test/bench/baseline.ts', label: 'baseline: dns-packet, static A' },
+        { name: 'ceiling', script: 'test/bench/ceiling.ts', label: 'ceiling: pre-encoded, static A' },
+      ] as const
+      for (const other of others) {
+        log(`bench: starting ${other.name}`)
+        const t = await startTarget(other.name, pin.serverCpu, other.script, ['--port', '{PORT}'])
+        log(`bench: ${t.command}`)
+        let b: Map<Kind, { runs: Measurement[]; command: string }>
+        try {
+          b = await measureTarget(t, ['static'], opts, pin, files, scratch)
+        } finally {
+          const code = await t.stop()
+          targets.push({ name: other.name, command: t.command, stderr: t.stderr(), exitCode: code })
+        }
+        const r = b.get('static')!
+        const med = medianOf(r.runs)
+        rows.push({
+          kind: other.name,
+          label: other.label,
+          transport: 'udp',
+          runs: r.runs,
+          median: med,
+          ratioToStatic: med.qps / staticQps,
+          ratioToRef: med.qps / staticQps,
+          command: r.command,
+          notes: notesFor(other.name, med),
+        })
       }
-      const r = b.get('static')!
-      const med = medianOf(r.runs)
-      rows.push({
-        kind: 'baseline',
-        label: 'baseline: dns-packet, static A',
-        transport: 'udp',
-        runs: r.runs,
-        median: med,
-        ratioToStatic: med.qps / staticQps,
-        command: r.command,
-        notes: notesFor('baseline', med),
-      })
     }
   } catch (e) {
     failed = e as Error
@@ -1024,11 +1144,13 @@ async function main(argv: string[]): Promise<number> {
         label: r.label,
         transport: r.transport,
         ratioToStatic: r.ratioToStatic,
+        ratioToRef: r.ratioToRef,
         median: r.median,
         runsQps: r.runs.map((m) => m.qps),
         notes: r.notes,
       })),
       staticVsBaseline: baselineRow ? staticRow.median.qps / baselineRow.median.qps : undefined,
+      halfRate: half.map((h) => ({ kind: h.kind, rate: h.rate, command: h.command, m: h.m })),
       staticVsBaselineCpuPerQuery: baselineRow
         ? baselineRow.median.serverUsPerQuery / staticRow.median.serverUsPerQuery
         : undefined,
@@ -1060,7 +1182,8 @@ async function main(argv: string[]): Promise<number> {
   o.push('')
   o.push(table(rows, opts.percentiles))
   o.push('')
-  o.push('qps and latencies are dnsperf\'s; "vs static" = qps / static-A qps of this invocation; "server CPU" = server')
+  o.push('qps and latencies are dnsperf\'s; "vs static" = qps / static-A qps of this invocation; "vs ref" = the same')
+  o.push('against static A sent with the same EDNS options (static A + ECS for the ECS kinds); "server CPU" = server')
   o.push('process CPU time per wall second, "µs/query" = that CPU time per answered query (capacity ~ 1e6 / µs/query);')
   o.push('"srv core"/"client core" = busy share of each pinned CPU, whoever used it (incl. softirq, other processes).')
   if (!opts.percentiles) o.push('dnsperf prints no latency percentiles; sd = its latency StdDev (use --percentiles).')
@@ -1075,6 +1198,21 @@ async function main(argv: string[]): Promise<number> {
         `${f2(baselineRow.median.serverUsPerQuery / staticRow.median.serverUsPerQuery)}x the baseline's efficiency ` +
         '(robust to other load on the machine)',
     )
+  }
+  const ceilingRow = rows.find((r) => r.kind === 'ceiling')
+  if (ceilingRow) {
+    o.push(
+      `static A vs ceiling: ${f0(staticRow.median.qps)} / ${f0(ceilingRow.median.qps)} qps = ` +
+        `${f2(staticRow.median.qps / ceilingRow.median.qps)}x the pre-encoded-answer Node server ` +
+        `(CPU per query ${f2(staticRow.median.serverUsPerQuery)} µs vs ${f2(ceilingRow.median.serverUsPerQuery)} µs)`,
+    )
+  }
+  if (half.length > 0) {
+    o.push('')
+    o.push('half rate: each kind again at half its full-rate qps (dnsperf -Q), latency from per-query lines (-v):')
+    for (const h of half) o.push(`  ${h.command}    # ${h.label}`)
+    o.push('')
+    o.push(halfTable(half))
   }
   const notes = rows.flatMap((r) => r.notes.map((n) => `${r.label}: ${n}`))
   for (const t of targets) {
