@@ -87,6 +87,20 @@ export class HealthSnapshot {
     return v
   }
 
+  /**
+   * Adopts `previous`'s views of every zone whose state is unchanged. Views are what the query
+   * path's decision caches are keyed on, so a new snapshot (a probe result somewhere, an RTT
+   * update elsewhere) only invalidates the answers of the zones it actually changed.
+   */
+  inheritViews(previous: HealthSnapshot): this {
+    for (const [zoneKey, view] of previous.#views) {
+      if (this.#views.has(zoneKey)) continue
+      const statusSame = sameStatus(previous.#status.get(zoneKey), this.#status.get(zoneKey))
+      if (statusSame && sameRtt(previous.#rtt.get(zoneKey), this.#rtt.get(zoneKey))) this.#views.set(zoneKey, view)
+    }
+    return this
+  }
+
   status(zoneKey: string, endpoint: string): EndpointStatus {
     return this.#status.get(zoneKey)?.get(endpoint) ?? UP
   }
@@ -134,6 +148,43 @@ function inner<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, 
   return m
 }
 
+function sameStatus(
+  a: ReadonlyMap<string, EndpointStatus> | undefined,
+  b: ReadonlyMap<string, EndpointStatus> | undefined,
+): boolean {
+  if (a === b) return true
+  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false
+  if (a === undefined || b === undefined) return true // both empty
+  for (const [name, x] of a) {
+    const y = b.get(name)
+    if (
+      y === undefined ||
+      x.up !== y.up ||
+      x.weight !== y.weight ||
+      x.drained !== y.drained ||
+      x.forced !== y.forced ||
+      x.ramp !== y.ramp
+    )
+      return false
+  }
+  return true
+}
+
+function sameRtt(
+  a: ReadonlyMap<string, ReadonlyMap<string, number>> | undefined,
+  b: ReadonlyMap<string, ReadonlyMap<string, number>> | undefined,
+): boolean {
+  if (a === b) return true
+  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false
+  if (a === undefined || b === undefined) return true
+  for (const [pool, x] of a) {
+    const y = b.get(pool)
+    if (y === undefined || x.size !== y.size) return false
+    for (const [vantage, ms] of x) if (y.get(vantage) !== ms) return false
+  }
+  return true
+}
+
 function isUp(s: EndpointStatus | undefined): boolean {
   if (s === undefined) return true
   if (s.forced !== undefined) return s.forced === 'up'
@@ -177,6 +228,8 @@ export class HealthStore {
   }
 
   replace(next: HealthSnapshot): void {
+    // Views are pure functions of a zone's state, so taking over an equal zone's view is exact.
+    if (next !== this.#current) next.inheritViews(this.#current)
     this.#current = next
     for (const l of this.#listeners) l(next)
   }

@@ -14,11 +14,11 @@ import { loadFile } from '../../../src/config/zone-set.ts'
 import { ParseResult, parseQuery, Query } from '../../../src/dns/query.ts'
 import { T } from '../../../src/dns/types.ts'
 import { GeoDatabase } from '../../../src/geo/reader.ts'
-import { ALL_UP, type HealthSnapshot } from '../../../src/health/state.ts'
+import { ALL_UP, HealthSnapshot, HealthStore } from '../../../src/health/state.ts'
 import { describeDecision } from '../../../src/policy/golden.ts'
 import { seededRandom } from '../../../src/policy/random.ts'
 import type { CompiledService, Decision } from '../../../src/policy/service.ts'
-import type { GeoInfo } from '../../../src/policy/types.ts'
+import type { GeoInfo, Pool } from '../../../src/policy/types.ts'
 import { clientFromText, type GeoLookup, ipv4Value, QueryContext } from '../../../src/query/context.ts'
 import { Answerer } from '../../../src/query/handle.ts'
 import type { CompiledZone } from '../../../src/zone/compile.ts'
@@ -306,5 +306,29 @@ describe('shuffled multivalue answers', () => {
     }
     // 3 records have 6 orders; with subsets as well, far more than 6 distinct sequences show up.
     expect(orders.size).toBeGreaterThan(6)
+  })
+})
+
+describe('health snapshots and the cache', () => {
+  it('keep the view (and so the cached answers) of a zone a new snapshot did not change', () => {
+    const store = new HealthStore()
+    const a = ALL_UP.with([['zone-a', 'x', { up: false }]])
+    store.replace(a)
+    const viewA = store.current.view('zone-a')
+    const viewB = store.current.view('zone-b')
+    // A change in zone-b only: zone-a keeps its view object, zone-b gets a new one.
+    store.replace(a.with([['zone-b', 'y', { up: false }]]))
+    expect(store.current.view('zone-a')).toBe(viewA)
+    expect(store.current.view('zone-b')).not.toBe(viewB)
+    // Same content rebuilt from scratch (what every state-store read does): views carry over.
+    const viewB2 = store.current.view('zone-b')
+    store.replace(HealthSnapshot.fromData(store.current.data()))
+    expect(store.current.view('zone-a')).toBe(viewA)
+    expect(store.current.view('zone-b')).toBe(viewB2)
+    // An RTT change is a change.
+    store.replace(store.current.withRtt([['zone-a', 'p', 'eu', 12]]))
+    expect(store.current.view('zone-a')).not.toBe(viewA)
+    expect(store.current.view('zone-a').rtt({ name: 'p' } as Pool, 'eu')).toBe(12)
+    expect(store.current.view('zone-b')).toBe(viewB2)
   })
 })
