@@ -31,6 +31,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { seededRandom } from '../../src/policy/random.ts'
+import { gdnsdAvailable, startGdnsd } from './gdnsd.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')
 const ZONES_DIR = 'test/bench/zones'
@@ -132,6 +133,9 @@ const USAGE = `Usage: node test/bench/run.ts [options]   (npm run bench -- [opti
                      static is always measured, as the reference for the ratios
   --baseline         also measure, on static A, test/bench/baseline.ts (naive dns-packet decode+encode)
                      and test/bench/ceiling.ts (pre-encoded answer, only ID and question copied)
+  --no-gdnsd         do not measure gdnsd even when it is installed (by default, an installed gdnsd 3.x
+                     runs on the server's CPU with test/bench/gdnsd/, the same names, and every kind
+                     but sticky, which gdnsd has no equivalent for, is measured against it too)
   --half-rate        after the full-rate runs, run each kind again at half its measured qps (dnsperf
                      -Q) with per-query latencies: p50/p99/p99.9 where the server is not saturated
   --clients N        dnsperf -c (default 4)
@@ -156,6 +160,7 @@ interface Options {
   readonly warmup: number
   readonly percentiles: boolean
   readonly halfRate: boolean
+  readonly gdnsd: boolean
   readonly pin: boolean
   readonly json: boolean
   readonly writeQueries: string | undefined
@@ -184,6 +189,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       warmup: { type: 'string' },
       percentiles: { type: 'boolean' },
       'half-rate': { type: 'boolean' },
+      'no-gdnsd': { type: 'boolean' },
       'no-pin': { type: 'boolean' },
       json: { type: 'boolean' },
       'write-queries': { type: 'string' },
@@ -218,6 +224,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     warmup: intFlag(values.warmup, 'warmup', 5, 0, 60),
     percentiles: values.percentiles ?? false,
     halfRate: values['half-rate'] ?? false,
+    gdnsd: !(values['no-gdnsd'] ?? false),
     pin: !(values['no-pin'] ?? false),
     json: values.json ?? false,
     writeQueries: values['write-queries'],
@@ -449,7 +456,7 @@ function shellQuote(args: readonly string[]): string {
 
 interface Target {
   readonly name: string
-  readonly child: ChildProcess
+  readonly pid: number | undefined
   readonly port: number
   readonly command: string
   stderr(): string
@@ -479,7 +486,7 @@ async function startTarget(name: string, cpu: number | undefined, script: string
   })
   const target: Target = {
     name,
-    child,
+    pid: child.pid,
     port,
     command: shown,
     stderr: () => err,
@@ -750,6 +757,44 @@ async function runDnsperf(s: DnsperfSpec): Promise<Measurement> {
 /** Comparison servers measured on static A only. */
 type Other = 'baseline' | 'ceiling' | 'gdnsd'
 
+const OTHERS = [
+  { name: 'baseline', script: 'test/bench/baseline.ts', label: 'baseline: dns-packet, static A' },
+  { name: 'ceiling', script: 'test/bench/ceiling.ts', label: 'ceiling: pre-encoded, static A' },
+] as const
+
+/** One kind measured on our server and on gdnsd, each pinned to the same CPU in turn. */
+interface GdnsdRow {
+  readonly kind: Kind
+  readonly label: string
+  readonly ours: Measurement
+  readonly gdnsd: Measurement
+  readonly notes: readonly string[]
+}
+
+function gdnsdTable(rows: readonly GdnsdRow[]): string {
+  const head = [
+    'kind',
+    'ours qps',
+    'gdnsd qps',
+    'ours/gdnsd',
+    'ours µs/q',
+    'gdnsd µs/q',
+    'CPU ratio',
+    'gdnsd client core',
+  ]
+  const body = rows.map((r) => [
+    r.label,
+    f0(r.ours.qps),
+    f0(r.gdnsd.qps),
+    f2(r.ours.qps / r.gdnsd.qps),
+    f2(r.ours.serverUsPerQuery),
+    f2(r.gdnsd.serverUsPerQuery),
+    f2(r.gdnsd.serverUsPerQuery / r.ours.serverUsPerQuery),
+    pct(r.gdnsd.clientCoreBusyPct),
+  ])
+  return markdownTable(head, body)
+}
+
 /** One kind at half its full-rate qps: latency where the server is not saturated. */
 interface HalfRow {
   readonly kind: Kind
@@ -886,15 +931,22 @@ async function stopAll(): Promise<void> {
   for (const c of live) c.kill('SIGKILL')
 }
 
-async function measureTarget(
-  target: Target,
-  kinds: readonly Kind[],
+type Results = Map<Kind, { runs: Measurement[]; command: string }>
+
+/**
+ * Measures every target on its kinds, interleaved: each run goes kind by kind, and for each kind
+ * every target that serves it is measured back to back, so a noisy minute hits all of them
+ * alike (the ratios are what counts). Targets wait idle, pinned to the same CPU, while another
+ * one is measured.
+ */
+async function measureTargets(
+  list: readonly { readonly target: Target; readonly kinds: readonly Kind[] }[],
   opts: Options,
   pin: Pinning,
   files: Record<string, string>,
   scratch: string,
-): Promise<Map<Kind, { runs: Measurement[]; command: string }>> {
-  const spec = (kind: Kind, seconds: number, verbose: boolean): DnsperfSpec => ({
+): Promise<Map<string, Results>> {
+  const spec = (target: Target, kind: Kind, seconds: number, verbose: boolean): DnsperfSpec => ({
     // The comparison servers ignore EDNS; only gdnsd (like the real server) is sent ECS.
     edns: target.name === 'baseline' || target.name === 'ceiling' ? undefined : KIND_EDNS[kind],
     port: target.port,
@@ -904,35 +956,41 @@ async function measureTarget(
     opts,
     clientCpu: pin.clientCpu,
     serverCpu: pin.serverCpu,
-    serverPid: target.child.pid,
+    serverPid: target.pid,
     verbose,
     scratch,
   })
   if (opts.warmup > 0) {
-    const plain = target.name === 'baseline' || target.name === 'ceiling'
-    log(`  warm-up: ${opts.warmup} s of ${plain ? 'static A' : 'mixed'} queries`)
-    await runDnsperf(spec(plain ? 'static' : 'mix', opts.warmup, false))
-  }
-  const results = new Map<Kind, { runs: Measurement[]; command: string }>()
-  for (let run = 1; run <= opts.runs; run++) {
-    for (const kind of kinds) {
-      const s = spec(kind, opts.seconds, opts.percentiles)
-      const m = await runDnsperf(s)
-      log(
-        `  run ${run}/${opts.runs} ${target.name} ${KIND_LABEL[kind]}: ${f0(m.qps)} qps, lost ${m.lostPct}%, avg ${f3(m.avgMs)} ms`,
-      )
-      const entry = results.get(kind) ?? { runs: [], command: '' }
-      entry.runs.push(m)
-      const args = dnsperfArgs({ ...s, file: `$Q/${KIND_FILE[kind]}.txt` })
-      entry.command = shellQuote([
-        ...(pin.clientCpu === undefined ? [] : ['taskset', '-c', String(pin.clientCpu)]),
-        'dnsperf',
-        ...args,
-      ])
-      results.set(kind, entry)
+    for (const { target } of list) {
+      const plain = target.name === 'baseline' || target.name === 'ceiling'
+      log(`  warm-up ${target.name}: ${opts.warmup} s of ${plain ? 'static A' : 'mixed'} queries`)
+      await runDnsperf(spec(target, plain ? 'static' : 'mix', opts.warmup, false))
     }
   }
-  return results
+  const all = new Map<string, Results>(list.map(({ target }) => [target.name, new Map()]))
+  for (let run = 1; run <= opts.runs; run++) {
+    for (const kind of KINDS) {
+      for (const { target, kinds } of list) {
+        if (!kinds.includes(kind)) continue
+        const s = spec(target, kind, opts.seconds, opts.percentiles)
+        const m = await runDnsperf(s)
+        log(
+          `  run ${run}/${opts.runs} ${target.name} ${KIND_LABEL[kind]}: ${f0(m.qps)} qps, lost ${m.lostPct}%, avg ${f3(m.avgMs)} ms`,
+        )
+        const results = all.get(target.name)!
+        const entry = results.get(kind) ?? { runs: [], command: '' }
+        entry.runs.push(m)
+        const args = dnsperfArgs({ ...s, file: `$Q/${KIND_FILE[kind]}.txt` })
+        entry.command = shellQuote([
+          ...(pin.clientCpu === undefined ? [] : ['taskset', '-c', String(pin.clientCpu)]),
+          'dnsperf',
+          ...args,
+        ])
+        results.set(kind, entry)
+      }
+    }
+  }
+  return all
 }
 
 /** One dnsperf run of `kind` at a fixed rate, with per-query latencies (dnsperf -Q and -v). */
@@ -954,7 +1012,7 @@ async function measureHalfRate(
     opts,
     clientCpu: pin.clientCpu,
     serverCpu: pin.serverCpu,
-    serverPid: target.child.pid,
+    serverPid: target.pid,
     verbose: true,
     scratch,
     rate,
@@ -1033,26 +1091,58 @@ async function main(argv: string[]): Promise<number> {
 
   const rows: Row[] = []
   const half: HalfRow[] = []
+  const gdnsdRows: GdnsdRow[] = []
+  let gdnsdVersion: string | undefined
   const targets: { name: string; command: string; stderr: string; exitCode: number | null }[] = []
   let failed: Error | undefined
+  const running: Target[] = []
+  const stopTargets = async (): Promise<void> => {
+    for (const t of running.splice(0)) {
+      const code = await t.stop()
+      // gdnsd logs its whole startup to stderr; keep it only when it did not stop cleanly.
+      const stderr = t.name === 'gdnsd' && code === 0 ? '' : t.stderr()
+      targets.push({ name: t.name, command: t.command, stderr, exitCode: code })
+    }
+  }
   try {
     const serverArgs = ['serve', '--zones', ZONES_DIR, '--listen', `${HOST}:{PORT}`, '--log-level', 'warn']
     log('bench: starting server')
     const server = await startTarget('server', pin.serverCpu, 'src/cli.ts', serverArgs)
+    running.push(server)
     log(`bench: ${server.command}`)
-    let results: Map<Kind, { runs: Measurement[]; command: string }>
-    try {
-      results = await measureTarget(server, opts.kinds, opts, pin, files, scratch)
-      if (opts.halfRate) {
-        for (const kind of opts.kinds) {
-          const rate = Math.max(1, Math.floor(median(results.get(kind)!.runs.map((r) => r.qps)) / 2))
-          half.push(await measureHalfRate(server, kind, rate, opts, pin, files, scratch))
-        }
-      }
-    } finally {
-      const code = await server.stop()
-      targets.push({ name: 'server', command: server.command, stderr: server.stderr(), exitCode: code })
+    const list: { target: Target; kinds: readonly Kind[] }[] = [{ target: server, kinds: opts.kinds }]
+    const gdnsdBin = opts.gdnsd ? gdnsdAvailable() : undefined
+    if (gdnsdBin !== undefined) {
+      log(`bench: starting gdnsd (${gdnsdBin})`)
+      const g = await startGdnsd({ port: await freePort(), cpu: pin.serverCpu, scratch })
+      stopGdnsd = () => g.stop()
+      gdnsdVersion = g.version
+      const t: Target = { name: 'gdnsd', pid: g.pid, port: g.port, command: g.command, stderr: g.stderr, stop: g.stop }
+      running.push(t)
+      log(`bench: ${g.command}`)
+      list.push({ target: t, kinds: opts.kinds.filter((k) => k !== 'sticky') })
     }
+    if (opts.baseline) {
+      for (const other of OTHERS) {
+        log(`bench: starting ${other.name}`)
+        const t = await startTarget(other.name, pin.serverCpu, other.script, ['--port', '{PORT}'])
+        running.push(t)
+        log(`bench: ${t.command}`)
+        list.push({ target: t, kinds: ['static'] })
+      }
+    }
+    const measured = await measureTargets(list, opts, pin, files, scratch)
+    if (opts.halfRate) {
+      const ours = measured.get('server')!
+      for (const kind of opts.kinds) {
+        const rate = Math.max(1, Math.floor(median(ours.get(kind)!.runs.map((r) => r.qps)) / 2))
+        half.push(await measureHalfRate(server, kind, rate, opts, pin, files, scratch))
+      }
+    }
+    await stopTargets()
+    stopGdnsd = undefined
+
+    const results = measured.get('server')!
     const qpsOf = (k: Kind): number => {
       const r = results.get(k)
       return r ? median(r.runs.map((m) => m.qps)) : Number.NaN
@@ -1074,40 +1164,34 @@ async function main(argv: string[]): Promise<number> {
         notes: notesFor(kind, med),
       })
     }
-    if (opts.baseline) {
-      const others = [
-        { name: 'baseline', script: 'test/bench/baseline.ts', label: 'baseline: dns-packet, static A' },
-        { name: 'ceiling', script: 'test/bench/ceiling.ts', label: 'ceiling: pre-encoded, static A' },
-      ] as const
-      for (const other of others) {
-        log(`bench: starting ${other.name}`)
-        const t = await startTarget(other.name, pin.serverCpu, other.script, ['--port', '{PORT}'])
-        log(`bench: ${t.command}`)
-        let b: Map<Kind, { runs: Measurement[]; command: string }>
-        try {
-          b = await measureTarget(t, ['static'], opts, pin, files, scratch)
-        } finally {
-          const code = await t.stop()
-          targets.push({ name: other.name, command: t.command, stderr: t.stderr(), exitCode: code })
-        }
-        const r = b.get('static')!
-        const med = medianOf(r.runs)
-        rows.push({
-          kind: other.name,
-          label: other.label,
-          transport: 'udp',
-          runs: r.runs,
-          median: med,
-          ratioToStatic: med.qps / staticQps,
-          ratioToRef: med.qps / staticQps,
-          command: r.command,
-          notes: notesFor(other.name, med),
-        })
+    for (const other of opts.baseline ? OTHERS : []) {
+      const r = measured.get(other.name)!.get('static')!
+      const med = medianOf(r.runs)
+      rows.push({
+        kind: other.name,
+        label: other.label,
+        transport: 'udp',
+        runs: r.runs,
+        median: med,
+        ratioToStatic: med.qps / staticQps,
+        ratioToRef: med.qps / staticQps,
+        command: r.command,
+        notes: notesFor(other.name, med),
+      })
+    }
+    const theirs = measured.get('gdnsd')
+    if (theirs !== undefined) {
+      for (const [kind, r] of theirs) {
+        const ours = rows.find((row) => row.kind === kind)!
+        const g = medianOf(r.runs)
+        gdnsdRows.push({ kind, label: KIND_LABEL[kind], ours: ours.median, gdnsd: g, notes: notesFor(kind, g) })
       }
     }
   } catch (e) {
     failed = e as Error
   } finally {
+    await stopTargets().catch(() => {})
+    await stopGdnsd?.()
     await stopAll()
     rmSync(scratch, { recursive: true, force: true })
   }
@@ -1151,6 +1235,15 @@ async function main(argv: string[]): Promise<number> {
       })),
       staticVsBaseline: baselineRow ? staticRow.median.qps / baselineRow.median.qps : undefined,
       halfRate: half.map((h) => ({ kind: h.kind, rate: h.rate, command: h.command, m: h.m })),
+      gdnsd: gdnsdRows.map((r) => ({
+        kind: r.kind,
+        version: gdnsdVersion,
+        oursQps: r.ours.qps,
+        gdnsdQps: r.gdnsd.qps,
+        oursUsPerQuery: r.ours.serverUsPerQuery,
+        gdnsdUsPerQuery: r.gdnsd.serverUsPerQuery,
+        gdnsd: r.gdnsd,
+      })),
       staticVsBaselineCpuPerQuery: baselineRow
         ? baselineRow.median.serverUsPerQuery / staticRow.median.serverUsPerQuery
         : undefined,
@@ -1207,6 +1300,19 @@ async function main(argv: string[]): Promise<number> {
         `(CPU per query ${f2(staticRow.median.serverUsPerQuery)} µs vs ${f2(ceilingRow.median.serverUsPerQuery)} µs)`,
     )
   }
+  if (gdnsdRows.length > 0) {
+    o.push('')
+    o.push(
+      `gdnsd ${gdnsdVersion} on the same CPU, same query files (test/bench/gdnsd/; sticky has no gdnsd equivalent). ` +
+        'ours/gdnsd = qps ratio; CPU ratio = gdnsd µs/query / ours, the fairer figure when dnsperf ' +
+        "saturates its own core before gdnsd does (see 'gdnsd client core'):",
+    )
+    o.push('')
+    o.push(gdnsdTable(gdnsdRows))
+  } else if (opts.gdnsd) {
+    o.push('')
+    o.push('gdnsd: not installed (apt-get install gdnsd), so no side-by-side figures.')
+  }
   if (half.length > 0) {
     o.push('')
     o.push('half rate: each kind again at half its full-rate qps (dnsperf -Q), latency from per-query lines (-v):')
@@ -1215,6 +1321,7 @@ async function main(argv: string[]): Promise<number> {
     o.push(halfTable(half))
   }
   const notes = rows.flatMap((r) => r.notes.map((n) => `${r.label}: ${n}`))
+  for (const r of gdnsdRows) for (const n of r.notes) notes.push(`gdnsd ${r.label}: ${n}`)
   for (const t of targets) {
     if (t.exitCode !== 0) notes.push(`${t.name} exited with code ${t.exitCode} on SIGTERM`)
     if (t.stderr.trim()) notes.push(`${t.name} stderr: ${t.stderr.trim().slice(0, 2000)}`)
@@ -1231,12 +1338,14 @@ async function main(argv: string[]): Promise<number> {
 
 let interrupted = false
 let scratchDir: string | undefined
+/** gdnsd is not one of `live`'s children (gdnsd.ts spawns it): stopped through this on the way out. */
+let stopGdnsd: (() => Promise<number | null>) | undefined
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (interrupted) process.exit(130)
     interrupted = true
     log(`bench: ${sig}; stopping the server and dnsperf`)
-    void stopAll().finally(() => process.exit(130))
+    void Promise.all([stopAll(), stopGdnsd?.()]).finally(() => process.exit(130))
   })
 }
 // Last resort if something throws past main: never leave a server behind.
