@@ -144,6 +144,8 @@ const USAGE = `Usage: node test/bench/run.ts [options]   (npm run bench -- [opti
   --warmup N         seconds of mixed queries before measuring, to let V8 optimise (default 5, 0 = none)
   --percentiles      run dnsperf with -v and compute p50/p99/p99.9 latency from its per-query lines
                      (costs dnsperf some CPU, so qps may read lower)
+  --workers N        run the server with --workers N (N worker threads, SO_REUSEPORT); implies
+                     --no-pin, since the threads need every core (dnsperf then shares them)
   --no-pin           do not use taskset
   --json             print the results as JSON on stdout (progress still goes to stderr)
   --write-queries D  write the query files into directory D and exit
@@ -161,6 +163,7 @@ interface Options {
   readonly percentiles: boolean
   readonly halfRate: boolean
   readonly gdnsd: boolean
+  readonly workers: number
   readonly pin: boolean
   readonly json: boolean
   readonly writeQueries: string | undefined
@@ -190,6 +193,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       percentiles: { type: 'boolean' },
       'half-rate': { type: 'boolean' },
       'no-gdnsd': { type: 'boolean' },
+      workers: { type: 'string' },
       'no-pin': { type: 'boolean' },
       json: { type: 'boolean' },
       'write-queries': { type: 'string' },
@@ -225,7 +229,8 @@ function parseOptions(argv: string[]): Options | 'help' {
     percentiles: values.percentiles ?? false,
     halfRate: values['half-rate'] ?? false,
     gdnsd: !(values['no-gdnsd'] ?? false),
-    pin: !(values['no-pin'] ?? false),
+    workers: intFlag(values.workers, 'workers', 1, 1, 64),
+    pin: !(values['no-pin'] ?? false) && values.workers === undefined,
     json: values.json ?? false,
     writeQueries: values['write-queries'],
   }
@@ -1106,6 +1111,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     const serverArgs = ['serve', '--zones', ZONES_DIR, '--listen', `${HOST}:{PORT}`, '--log-level', 'warn']
+    if (opts.workers > 1) serverArgs.push('--workers', String(opts.workers))
     log('bench: starting server')
     const server = await startTarget('server', pin.serverCpu, 'src/cli.ts', serverArgs)
     running.push(server)
@@ -1114,7 +1120,8 @@ async function main(argv: string[]): Promise<number> {
     const gdnsdBin = opts.gdnsd ? gdnsdAvailable() : undefined
     if (gdnsdBin !== undefined) {
       log(`bench: starting gdnsd (${gdnsdBin})`)
-      const g = await startGdnsd({ port: await freePort(), cpu: pin.serverCpu, scratch })
+      // As many gdnsd listener threads as our workers, so the two use the cores alike.
+      const g = await startGdnsd({ port: await freePort(), cpu: pin.serverCpu, scratch, threads: opts.workers })
       stopGdnsd = () => g.stop()
       gdnsdVersion = g.version
       const t: Target = { name: 'gdnsd', pid: g.pid, port: g.port, command: g.command, stderr: g.stderr, stop: g.stop }
