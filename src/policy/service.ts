@@ -167,6 +167,13 @@ export class CompiledService {
   #poolState = new Uint8Array(8)
   /** Interned decisions: a decision seen before is the same object, so templates key on identity. */
   readonly #interned = new Map<number, Answer>()
+  /**
+   * The last decision made from a stable candidate list (a step that passes its input through,
+   * e.g. a multivalue over every up endpoint returns the service's own list), per family, for the
+   * current view: found by the list's identity, without walking it.
+   */
+  readonly #memoOut: (readonly Endpoint[] | undefined)[] = [undefined, undefined]
+  readonly #memo: (Decision | undefined)[] = [undefined, undefined]
   /** The last one-endpoint decision per (endpoint, family): the common case, found without hashing. */
   #single: (Answer | undefined)[] = []
 
@@ -275,10 +282,24 @@ export class CompiledService {
     this.#prefix[0]!.clear()
     this.#prefix[1]!.clear()
     this.#poolState.fill(0)
+    this.#memoOut[0] = this.#memoOut[1] = undefined
+    this.#memo[0] = this.#memo[1] = undefined
   }
 
   /** Health filter and all-down handling over a chain's output. */
   #finish(out: readonly Endpoint[], six: boolean, ctx: PolicyContext): Decision {
+    const slot = six ? 1 : 0
+    const memoable = ctx.health === this.#view && ctx.trace === undefined
+    if (memoable && out === this.#memoOut[slot]) return this.#memo[slot]!
+    const d = this.#finishUncached(out, six, ctx)
+    if (memoable) {
+      this.#memoOut[slot] = out
+      this.#memo[slot] = d
+    }
+    return d
+  }
+
+  #finishUncached(out: readonly Endpoint[], six: boolean, ctx: PolicyContext): Decision {
     const health = ctx.health
     let anyUp = false
     let anyDown = false

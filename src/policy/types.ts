@@ -100,7 +100,11 @@ export interface PolicyContext {
   readonly trace: TraceSink | undefined
 }
 
-/** One step of a chain. Must return a subset of `candidates`, in any order, without duplicates. */
+/**
+ * One step of a chain. Must return a subset of `candidates`, in any order, without duplicates, as
+ * `candidates` itself or a new array, never a scratch array it fills again on the next call: the
+ * service caches results by the returned array's identity and treats them as immutable.
+ */
 export type PolicyStep = (candidates: readonly Endpoint[], ctx: PolicyContext) => readonly Endpoint[]
 
 /** A named step, as the chain runner and `gslb explain` see it. */
