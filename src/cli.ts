@@ -11,8 +11,7 @@ import { hostname, userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
 import { DEFAULT_ADMIN, parseListen, parseQuorum, resolveServeConfig, type ServeFlags } from './config/server-config.ts'
 import { ZoneSet } from './config/zone-set.ts'
-import { nameFromKey, nameFromWire, nameToString } from './dns/name.ts'
-import { typeName } from './dns/types.ts'
+import { nameFromKey, nameToString } from './dns/name.ts'
 import { ConfigError, GslbError } from './errors.ts'
 import { explain } from './explain.ts'
 import { GeoDatabase } from './geo/reader.ts'
@@ -26,7 +25,6 @@ import { runGoldenTests } from './policy/golden.ts'
 import type { ProbeTarget } from './probe/types.ts'
 import { startProber } from './probe/worker.ts'
 import { guardedCheck, instanceName, serve as runServe, stateStore } from './serve.ts'
-import type { QueryObserver } from './server/observer.ts'
 import type { AuditEntry, StateStore } from './state/types.ts'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -57,6 +55,8 @@ serve options:
   --chaos-id TEXT           answer CH TXT id.server / hostname.bind (off by default)
   --chaos-version TEXT      answer CH TXT version.bind / version.server (off by default)
   --no-watch                reload zones only on SIGHUP, not on file changes
+  --workers N|auto          answer DNS on N threads sharing the listen addresses (SO_REUSEPORT,
+                            Linux); auto = one per available core (default 1: no threads)
   --geoip PATH              MaxMind DB for geo policies (City, Country, ASN, ip-location-db),
                             repeatable; default: the bundled CC0 country database
   --redis URL               shared state (redis://, rediss://); default: in-memory, probes in-process
@@ -96,6 +96,7 @@ async function serve(args: string[]): Promise<number> {
       'chaos-id': { type: 'string' },
       'chaos-version': { type: 'string' },
       'no-watch': { type: 'boolean' },
+      workers: { type: 'string' },
       geoip: { type: 'string', multiple: true },
       redis: { type: 'string' },
       'redis-prefix': { type: 'string' },
@@ -115,9 +116,8 @@ async function serve(args: string[]): Promise<number> {
   })
   const cfg = resolveServeConfig(values as ServeFlags)
   const log = createLogger(cfg.logLevel)
-  const observe = cfg.queryLogSample > 0 ? queryLogger(log, cfg.queryLogSample) : undefined
-  const running = await runServe(cfg, log, VERSION, observe)
-  process.on('SIGHUP', () => running.server.reload('SIGHUP'))
+  const running = await runServe(cfg, log, VERSION)
+  process.on('SIGHUP', () => running.reload('SIGHUP'))
   return untilSignal(log, () => running.close())
 }
 
@@ -387,18 +387,6 @@ async function operatorAction(action: Action, args: string[]): Promise<number> {
   }
   for (const d of done) process.stdout.write(`${d}\n`)
   return 0
-}
-
-function queryLogger(log: ReturnType<typeof createLogger>, rate: number): QueryObserver {
-  const qlog = log.child({ log: 'query' })
-  return (query, response, transport, client) => {
-    if (Math.random() >= rate) return
-    let end = 12
-    while (end < query.length && query[end] !== 0) end += query[end]! + 1
-    const qname = end < query.length ? nameToString(nameFromWire(Buffer.from(query.subarray(12, end + 1)))) : '?'
-    const qtype = end + 3 <= query.length ? typeName(query.readUInt16BE(end + 1)) : '?'
-    qlog.info({ client, transport, qname, qtype, rcode: response[3]! & 0xf, size: response.length }, 'query')
-  }
 }
 
 async function check(args: string[]): Promise<number> {

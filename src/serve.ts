@@ -4,6 +4,12 @@
  * the in-process prober (embedded default, in-memory state) or Redis shared with other instances
  * and separate `gslb probe` workers. The same state and probing code runs in both modes. Metrics
  * (`/metrics`), readiness (`/readyz`) and webhooks hang off the same pieces.
+ *
+ * With `--workers N` (N >= 2) this thread keeps all of that (the control plane) and N worker
+ * threads answer DNS (`workers/`), each with its own zone set, geo database and SO_REUSEPORT
+ * listeners; this thread sends them every health change and SIGHUP, and sums their counts into
+ * `/metrics`. It loads the zone set too, without listening: probes, health pools, `/status` and
+ * `/explain` need the table.
  */
 
 import { randomBytes } from 'node:crypto'
@@ -23,20 +29,28 @@ import { DestinationGuard } from './probe/guard.ts'
 import type { RunCheck } from './probe/scheduler.ts'
 import { startProber } from './probe/worker.ts'
 import { Answerer } from './query/handle.ts'
-import { type RunningServer, startServer } from './server/index.ts'
+import { type ListenAddress, type RunningServer, startServer } from './server/index.ts'
 import type { QueryObserver } from './server/observer.ts'
 import { MemoryStore } from './state/memory.ts'
 import { RedisStore } from './state/redis.ts'
 import type { StateStore } from './state/types.ts'
+import { WorkerPool } from './workers/pool.ts'
 import { EMPTY_TABLE, type ZoneTable } from './zone/table.ts'
 
 export interface Serving {
+  /** The zone set (and, with one worker, the DNS listeners) of this thread. */
   readonly server: RunningServer
+  /** The DNS addresses answered on, ports resolved (by this thread, or by the worker threads). */
+  readonly addresses: readonly ListenAddress[]
+  /** The data-plane threads with `--workers N`, N >= 2; undefined when this thread answers. */
+  readonly workers: WorkerPool | undefined
   readonly store: StateStore
   readonly health: HealthStore
   readonly admin: AdminServer | undefined
   readonly metrics: Metrics
   readonly instanceId: string
+  /** Re-reads the zones here and in every worker (SIGHUP). */
+  reload(reason: string): void
   close(): Promise<void>
 }
 
@@ -76,8 +90,15 @@ export function guardedCheck(allow: readonly string[], deny: readonly string[]):
  * the stale limit (an instance that cannot reach Redis keeps answering, but a load balancer should
  * prefer one that can). The embedded store is always current.
  */
-export function readiness(zones: number, store: StateStore['kind'], staleMs: number, staleAfterMs: number): Readiness {
+export function readiness(
+  zones: number,
+  store: StateStore['kind'],
+  staleMs: number,
+  staleAfterMs: number,
+  workersAnswering?: number,
+): Readiness {
   if (zones === 0) return { ready: false, reason: 'no zone loaded' }
+  if (workersAnswering === 0) return { ready: false, reason: 'no worker thread is answering (restarting)' }
   if (store === 'redis' && !(staleMs <= staleAfterMs)) {
     const reason = Number.isFinite(staleMs)
       ? `health view is ${Math.round(staleMs / 1000)}s old, over the ${Math.round(staleAfterMs / 1000)}s stale limit`
@@ -95,6 +116,11 @@ export function zonePools(table: ZoneTable): ZonePools[] {
   }))
 }
 
+/**
+ * `observe` sees every query this thread answers, after the metrics count it; with worker threads
+ * this thread answers none, so it is never called (the sampled query log, `queryLogSample`, runs
+ * in whichever thread answers).
+ */
 export async function serve(cfg: ServeConfig, log: Logger, version: string, observe?: QueryObserver): Promise<Serving> {
   const geo = await GeoDatabase.open(cfg.geoip, log)
   for (const d of geo.describe())
@@ -154,11 +180,13 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
     health,
   })
   const metrics = new Metrics({ answerer, health })
-  const rrl = cfg.rrl ? new ResponseRateLimiter(cfg.rrl) : undefined
-  if (rrl) {
-    metrics.rateLimit(rrl)
-    log.info({ rrl: cfg.rrl }, 'response rate limiting on (UDP)')
-  }
+  // Worker threads answer (and rate-limit) with N >= 2; this thread does with N = 1.
+  const threaded = cfg.workers > 1
+  const rrl = cfg.rrl && !threaded ? new ResponseRateLimiter(cfg.rrl) : undefined
+  let workers: WorkerPool | undefined
+  if (rrl) metrics.rateLimit(rrl)
+  else if (cfg.rrl) metrics.rateLimit({ stats: () => workers?.rrlStats() ?? { sent: 0, dropped: 0, slipped: 0 } })
+  if (cfg.rrl) log.info({ rrl: cfg.rrl }, 'response rate limiting on (UDP)')
   const count = metrics.observe
   const observer: QueryObserver = observe
     ? (query, response, transport, client) => {
@@ -170,7 +198,12 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
   try {
     server = await startServer({
       zonesDir: cfg.zones,
-      listen: cfg.listen,
+      // With worker threads this thread binds no DNS socket: it would join the SO_REUSEPORT group
+      // and take 1/(N+1) of the flows on the thread that also runs probes, the state store, webhooks
+      // and the admin endpoint, making those flows' latency depend on control-plane work. N workers
+      // for N cores leave it mostly idle, which is what keeps health changes prompt.
+      listen: threaded ? [] : cfg.listen,
+      queryLogSample: cfg.queryLogSample,
       log,
       watch: cfg.watch,
       tcp: cfg.tcp,
@@ -180,15 +213,21 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       onReloadOutcome: metrics.reloaded,
       ...(rrl ? { rrl } : {}),
     })
+    sync.rebuild()
+    // Started from the view just rebuilt; every change after it follows by message.
+    if (threaded) {
+      workers = await WorkerPool.start({ count: cfg.workers, cfg, health, log })
+      log.info({ workers: cfg.workers, addresses: workers.addresses }, 'worker threads answering')
+    }
   } catch (err) {
     webhooks?.stop()
     metrics.close()
     sync.stop()
     geo.close()
+    await server?.close(0)
     await store.close()
     throw err
   }
-  sync.rebuild()
 
   // Embedded mode probes in-process; with Redis, `gslb probe` workers do it.
   const prober =
@@ -210,8 +249,11 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
     sync.rebuild()
   }
   const running = server
+  const pool = workers
   metrics.watch({
-    tcp: () => running.tcpStats(),
+    tcp: () => pool?.tcpStats() ?? running.tcpStats(),
+    remote: pool ? () => pool.pull() : undefined,
+    workers: pool ? () => pool.figures() : undefined,
     store,
     sync,
     prober: prober ? () => prober.stats() : undefined,
@@ -236,7 +278,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
           generation: sync.generation,
           staleMs: Math.min(sync.staleMs, Number.MAX_SAFE_INTEGER),
         }),
-        ready: () => readiness(table().zones.length, store.kind, sync.staleMs, cfg.staleAfterMs),
+        ready: () => readiness(table().zones.length, store.kind, sync.staleMs, cfg.staleAfterMs, pool?.answering),
         metrics: () => metrics.scrape(),
       })
     : undefined
@@ -244,11 +286,19 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
 
   return {
     server: running,
+    addresses: pool?.addresses ?? running.addresses,
+    workers: pool,
     store,
     health,
     admin,
     metrics,
     instanceId,
+    reload(reason) {
+      // In slices: a SIGHUP reload of a large zone set must not stall answering any more than a
+      // file-change reload does.
+      void running.reloadLive(reason)
+      pool?.reload(reason)
+    },
     async close() {
       await prober?.stop()
       sync.stop()
@@ -256,7 +306,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       metrics.close()
       geo.close()
       await admin?.close()
-      await running.close()
+      await Promise.all([running.close(), pool?.close()])
       await store.close()
     },
   }

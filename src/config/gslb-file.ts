@@ -11,6 +11,7 @@ import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
 import { RCODE, typeNumber } from '../dns/types.ts'
 import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
 import type { CheckConfig } from '../probe/types.ts'
+import { runSync, type Steps } from '../zone/cooperative.ts'
 import { MAX_TTL } from '../zone/types.ts'
 import { isMap, isScalar, isSeq, type YamlSource } from './yaml-util.ts'
 
@@ -91,11 +92,23 @@ export const STEP_NAMES = [
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
+/** Pools or services read between two yields of the `...Steps` parsers. */
+const ENTRIES_PER_STEP = 8
+
 export function parsePools(
   y: YamlSource,
   node: unknown,
   checks: ReadonlyMap<string, CheckConfig> = new Map(),
 ): { pools: Pool[]; endpoints: Endpoint[]; probes: ProbeSpec[] } {
+  return runSync(parsePoolsSteps(y, node, checks))
+}
+
+/** `parsePools` as steps that yield every few pools (see zone/cooperative). */
+export function* parsePoolsSteps(
+  y: YamlSource,
+  node: unknown,
+  checks: ReadonlyMap<string, CheckConfig> = new Map(),
+): Steps<{ pools: Pool[]; endpoints: Endpoint[]; probes: ProbeSpec[] }> {
   const pools: Pool[] = []
   const endpoints: Endpoint[] = []
   const probes: ProbeSpec[] = []
@@ -107,7 +120,9 @@ export function parsePools(
     return c
   }
   const endpointNames = new Map<string, number>()
+  let count = 0
   for (const [poolName, keyNode, body] of y.entries(node, 'pools')) {
+    if (++count % ENTRIES_PER_STEP === 0) yield
     const f = `pools.${poolName}`
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(poolName))
       y.error(keyNode, f, 'pool names use letters, digits, "-", "_" and "."')
@@ -379,10 +394,23 @@ export function parseServices(
   pools: readonly Pool[],
   endpoints: readonly Endpoint[],
 ): ServiceConfig[] {
+  return runSync(parseServicesSteps(y, node, origin, pools, endpoints))
+}
+
+/** `parseServices` as steps that yield every few services (see zone/cooperative). */
+export function* parseServicesSteps(
+  y: YamlSource,
+  node: unknown,
+  origin: Name,
+  pools: readonly Pool[],
+  endpoints: readonly Endpoint[],
+): Steps<ServiceConfig[]> {
   const services: ServiceConfig[] = []
   const poolByName = new Map(pools.map((p) => [p.name, p]))
   const seen = new Map<string, number>()
+  let count = 0
   for (const [ownerText, keyNode, body] of y.entries(node, 'services')) {
+    if (++count % ENTRIES_PER_STEP === 0) yield
     const f = `services.${ownerText}`
     let owner: Name
     try {

@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { parseDocument } from 'yaml'
 import type { RrlConfig } from '../dns/rrl.ts'
 import { ConfigError } from '../errors.ts'
@@ -27,6 +28,11 @@ export interface ServeConfig {
   readonly maxUdpSize: number
   readonly tcp: TcpLimits
   readonly watch: boolean
+  /**
+   * Data-plane threads: 1 answers on the main thread (no threads at all); N >= 2 runs N worker
+   * threads sharing the listen addresses with SO_REUSEPORT while the main thread keeps the rest.
+   */
+  readonly workers: number
   /** MaxMind DB files for geo policies; empty = the bundled country database. */
   readonly geoip: readonly string[]
   /** Shared state; undefined = embedded mode (in-memory state, probes run in-process). */
@@ -108,6 +114,31 @@ export function parseDurationMs(text: string, what: string): number {
 
 export const DEFAULT_LISTEN = '127.0.0.1:5300'
 
+/** More threads than this buys nothing on any machine we know of and multiplies the zone memory. */
+export const MAX_WORKERS = 64
+
+/**
+ * `--workers N` or `auto` (one per core the process may use, `os.availableParallelism()`).
+ * SO_REUSEPORT is what spreads the traffic, and only Linux and FreeBSD balance it across sockets
+ * (macOS and others let the last socket bound take everything), so N > 1 is refused elsewhere.
+ */
+export function parseWorkers(v: unknown, what = '--workers', platform: string = process.platform): number {
+  let n: number
+  if (v === 'auto') n = Math.min(availableParallelism(), MAX_WORKERS)
+  else {
+    n = typeof v === 'string' && v.trim() !== '' ? Number(v) : typeof v === 'number' ? v : Number.NaN
+    if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
+      throw new ConfigError(
+        `${what}: expected a whole number of threads from 1 to ${MAX_WORKERS}, or auto, got ${JSON.stringify(v)}`,
+      )
+  }
+  if (n > 1 && platform !== 'linux' && platform !== 'freebsd')
+    throw new ConfigError(
+      `${what}: ${n} workers need SO_REUSEPORT load balancing (Linux, FreeBSD), which ${platform} lacks; use 1`,
+    )
+  return n
+}
+
 /** `127.0.0.1:5300`, `[::1]:5300`. IPv6 needs the brackets so the port is unambiguous. */
 export function parseListen(text: string): ListenAddress {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text)
@@ -137,6 +168,7 @@ export interface ServeFlags {
   readonly 'chaos-id'?: string | undefined
   readonly 'chaos-version'?: string | undefined
   readonly 'no-watch'?: boolean | undefined
+  readonly workers?: string | undefined
   readonly geoip?: readonly string[] | undefined
   readonly redis?: string | undefined
   readonly 'redis-prefix'?: string | undefined
@@ -163,6 +195,7 @@ const FILE_KEYS = [
   'maxUdpSize',
   'tcp',
   'watch',
+  'workers',
   'geoip',
   'redis',
   'redisSentinel',
@@ -275,6 +308,10 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     maxUdpSize: int(file['maxUdpSize'], `${where}: maxUdpSize`, 512, 65535) ?? 1232,
     tcp: tcp as unknown as TcpLimits,
     watch: flags['no-watch'] ? false : (watchFile ?? true),
+    workers:
+      flags.workers !== undefined
+        ? parseWorkers(flags.workers)
+        : parseWorkers(file['workers'] ?? 1, `${where}: workers`),
     geoip: flags.geoip?.length ? flags.geoip : geoipList(file['geoip'], where),
     redis: str(flags.redis ?? file['redis'], 'redis'),
     redisSentinel: sentinel(file['redisSentinel'], where),

@@ -15,10 +15,12 @@ import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path
 import { isMap, isScalar, LineCounter, parseDocument, Scalar } from 'yaml'
 import { type Name, parseName } from '../dns/name.ts'
 import { GslbError, ZoneError } from '../errors.ts'
-import { parseMasterFile } from '../zone/masterfile.ts'
+import { runSync, type Steps } from '../zone/cooperative.ts'
+import { parseMasterFileSteps } from '../zone/masterfile.ts'
 import { parseTtl } from '../zone/rdata.ts'
 import { MAX_TTL, type RR } from '../zone/types.ts'
-import { type GslbConfig, parseChecks, parsePools, parseServices } from './gslb-file.ts'
+import { type GslbConfig, parseChecks, parsePoolsSteps, parseServicesSteps } from './gslb-file.ts'
+import { readFastYaml } from './yaml-fast.ts'
 import { YamlSource } from './yaml-util.ts'
 
 export interface ZoneFileResult {
@@ -74,6 +76,11 @@ function includeReader(root: string, sources: Map<string, string>) {
 }
 
 export function readZoneFile(path: string, root: string = dirname(path)): ZoneFileResult {
+  return runSync(readZoneFileSteps(path, root))
+}
+
+/** `readZoneFile` as steps that yield every few dozen records or entries (see zone/cooperative). */
+export function* readZoneFileSteps(path: string, root: string = dirname(path)): Steps<ZoneFileResult> {
   const sources = new Map<string, string>()
   let text: string
   try {
@@ -84,20 +91,24 @@ export function readZoneFile(path: string, root: string = dirname(path)): ZoneFi
   }
   sources.set(path, text)
   const readInclude = includeReader(root, sources)
-  if (path.endsWith('.zone')) return { ...parseMaster(path, text, readInclude), sources, gslb: NO_GSLB }
-  return { gslb: NO_GSLB, ...parseYamlZone(path, text, readInclude), sources }
+  if (path.endsWith('.zone')) return { ...(yield* parseMaster(path, text, readInclude)), sources, gslb: NO_GSLB }
+  return { gslb: NO_GSLB, ...(yield* parseYamlZone(path, text, readInclude)), sources }
 }
 
 type IncludeReader = ReturnType<typeof includeReader>
 
-function parseMaster(path: string, text: string, readInclude: IncludeReader) {
+function* parseMaster(
+  path: string,
+  text: string,
+  readInclude: IncludeReader,
+): Steps<{ origin: Name | undefined; records: readonly RR[]; errors: ZoneError[] }> {
   let origin: Name | undefined
   try {
     origin = parseName(originFromFileName(path))
   } catch {
     origin = undefined
   }
-  const res = parseMasterFile(text, { file: path, ...(origin ? { origin } : {}), readInclude })
+  const res = yield* parseMasterFileSteps(text, { file: path, ...(origin ? { origin } : {}), readInclude })
   // A $ORIGIN in the file decides the apex: it is how BIND users name the zone inside the file.
   const apex = res.origin ?? origin
   const errors = [...res.errors]
@@ -106,15 +117,22 @@ function parseMaster(path: string, text: string, readInclude: IncludeReader) {
   return { origin: apex, records: res.records, errors }
 }
 
-function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
+type YamlZone = { origin: Name | undefined; records: readonly RR[]; errors: ZoneError[]; gslb?: GslbConfig }
+
+function* parseYamlZone(path: string, text: string, readInclude: IncludeReader): Steps<YamlZone> {
   const lc = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
   const errors: ZoneError[] = []
   const lineOf = (offset: number | undefined): number => (offset === undefined ? 1 : lc.linePos(offset).line)
-  for (const e of doc.errors)
-    errors.push(new ZoneError({ file: path, line: lineOf(e.pos[0]) }, 'yaml', e.message.split('\n')[0]!))
-  if (errors.length > 0) return { origin: undefined, records: [], errors }
-  const root = doc.contents
+  // The fast reader takes the plain YAML zone files are written in; anything else, and every
+  // syntax error, goes through yaml itself (in one piece: a live reload pauses for it).
+  let root: unknown = yield* readFastYaml(text, lc)
+  if (root === undefined) {
+    const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
+    for (const e of doc.errors)
+      errors.push(new ZoneError({ file: path, line: lineOf(e.pos[0]) }, 'yaml', e.message.split('\n')[0]!))
+    if (errors.length > 0) return { origin: undefined, records: [], errors }
+    root = doc.contents
+  }
   if (!isMap(root)) {
     errors.push(
       new ZoneError({ file: path, line: 1 }, 'yaml', 'a zone file must be a mapping with keys zone, ttl, records'),
@@ -192,7 +210,7 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
   if (!origin) return { origin, records: [], errors }
   const headerLine = lineOf(recordsNode.range?.[0])
   const firstLine = recordsNode.type === Scalar.BLOCK_LITERAL ? headerLine + 1 : headerLine
-  const res = parseMasterFile(String(recordsNode.value), {
+  const res = yield* parseMasterFileSteps(String(recordsNode.value), {
     file: path,
     origin,
     firstLine,
@@ -204,7 +222,8 @@ function parseYamlZone(path: string, text: string, readInclude: IncludeReader) {
   const y = new YamlSource(path, lc, errors)
   const checks = checksNode === undefined ? new Map() : parseChecks(y, checksNode)
   const { pools, endpoints, probes } =
-    poolsNode === undefined ? { pools: [], endpoints: [], probes: [] } : parsePools(y, poolsNode, checks)
-  const services = servicesNode === undefined ? [] : parseServices(y, servicesNode, origin, pools, endpoints)
+    poolsNode === undefined ? { pools: [], endpoints: [], probes: [] } : yield* parsePoolsSteps(y, poolsNode, checks)
+  const services =
+    servicesNode === undefined ? [] : yield* parseServicesSteps(y, servicesNode, origin, pools, endpoints)
   return { origin, records: res.records, errors, gslb: Object.freeze({ pools, endpoints, services, probes }) }
 }

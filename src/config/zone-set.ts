@@ -3,6 +3,10 @@
  * The zone directory as the server sees it: one compiled zone per file, the last good version of
  * each kept when a new one fails to load. `reload()` re-reads the directory and returns a fresh
  * ZoneTable only from zones that validated, so a broken edit never takes a zone off the air.
+ *
+ * `reload()` runs in one piece (startup, `gslb check`); `reloadSliced()` does the same work in
+ * slices of a few milliseconds and lets the event loop answer queries between them (live reloads
+ * of large zone sets), then swaps the table whole, exactly like `reload()`.
  */
 
 import { createHash } from 'node:crypto'
@@ -10,10 +14,11 @@ import { type Dirent, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { nameToString } from '../dns/name.ts'
 import { ConfigError, ZoneError } from '../errors.ts'
-import { type CompiledZone, compileZone } from '../zone/compile.ts'
-import { buildTable, type ZoneTable } from '../zone/table.ts'
-import { validateServices, validateZone } from '../zone/validate.ts'
-import { isZoneFile, readZoneFile } from './zone-file.ts'
+import { type CompiledZone, compileZoneSteps } from '../zone/compile.ts'
+import { DEFAULT_SLICE_MS, runSliced, runSync, type Steps } from '../zone/cooperative.ts'
+import { buildTable, buildTableSteps, type ZoneTable } from '../zone/table.ts'
+import { validateServices, validateZoneSteps } from '../zone/validate.ts'
+import { isZoneFile, readZoneFileSteps } from './zone-file.ts'
 
 export interface FileOutcome {
   readonly file: string
@@ -33,7 +38,8 @@ export interface ReloadReport {
 
 interface Loaded {
   readonly zone: CompiledZone
-  readonly sources: ReadonlyMap<string, string>
+  /** SHA-256 of every file that went into the zone (it and its $INCLUDEs), not their text: zone sets get large. */
+  readonly digests: ReadonlyMap<string, string>
   readonly fingerprint: string
 }
 
@@ -46,33 +52,47 @@ export interface FileLoad {
 }
 
 export function loadFile(path: string, root: string): FileLoad {
-  const read = readZoneFile(path, root)
+  return runSync(loadFileSteps(path, root))
+}
+
+/** `loadFile` as steps (see zone/cooperative). */
+export function* loadFileSteps(path: string, root: string): Steps<FileLoad> {
+  const read = yield* readZoneFileSteps(path, root)
   if (read.errors.length > 0 || !read.origin)
     return { zone: undefined, sources: read.sources, errors: read.errors, warnings: [] }
-  const v = validateZone(read.origin, path, read.records)
+  const v = yield* validateZoneSteps(read.origin, path, read.records)
   if (!v.zone) return { zone: undefined, sources: read.sources, errors: v.errors, warnings: v.warnings }
   const conflicts = validateServices(v.zone, read.gslb.services)
   if (conflicts.length > 0) return { zone: undefined, sources: read.sources, errors: conflicts, warnings: v.warnings }
   try {
-    return { zone: compileZone(v.zone, read.gslb), sources: read.sources, errors: [], warnings: v.warnings }
+    const zone = yield* compileZoneSteps(v.zone, read.gslb)
+    return { zone, sources: read.sources, errors: [], warnings: v.warnings }
   } catch (e) {
     const err = new ZoneError({ file: path, line: 1 }, 'zone', `cannot compile: ${(e as Error).message}`)
     return { zone: undefined, sources: read.sources, errors: [err], warnings: v.warnings }
   }
 }
 
-function fingerprint(sources: ReadonlyMap<string, string>): string {
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+function digestsOf(sources: ReadonlyMap<string, string>): Map<string, string> {
+  return new Map([...sources].map(([file, text]) => [file, sha256(text)]))
+}
+
+function fingerprint(digests: ReadonlyMap<string, string>): string {
   const h = createHash('sha256')
-  for (const [file, text] of [...sources].sort(([a], [b]) => a.localeCompare(b)))
-    h.update(file).update('\0').update(text).update('\0')
+  for (const [file, digest] of [...digests].sort(([a], [b]) => a.localeCompare(b)))
+    h.update(file).update('\0').update(digest).update('\0')
   return h.digest('hex')
 }
 
-/** Whether any file that went into `loaded` reads differently now (or is gone). */
-function sourcesChanged(sources: ReadonlyMap<string, string>): boolean {
-  for (const [file, text] of sources) {
+/** Whether any file that went into a loaded zone reads differently now (or is gone). */
+function sourcesChanged(digests: ReadonlyMap<string, string>): boolean {
+  for (const [file, digest] of digests) {
     try {
-      if (readFileSync(file, 'utf8') !== text) return true
+      if (sha256(readFileSync(file, 'utf8')) !== digest) return true
     } catch {
       return true
     }
@@ -93,10 +113,29 @@ export function listZoneFiles(dir: string): string[] {
     .sort()
 }
 
+/** What a reload computed, before it is made the served state. */
+interface Computed {
+  readonly loaded: Map<string, Loaded>
+  readonly report: ReloadReport
+  /** The new table when the served zones changed. */
+  readonly table: ZoneTable | undefined
+}
+
+export interface SlicedReloadOptions {
+  /** Milliseconds of work between two returns to the event loop (default 5). */
+  readonly sliceMs?: number
+  /** Called at every return to the event loop. */
+  readonly onPause?: () => void
+}
+
 export class ZoneSet {
   readonly dir: string
   #loaded = new Map<string, Loaded>()
   #table: ZoneTable = buildTable([])
+  /** Bumped by every synchronous reload: a sliced reload that sees it move starts over. */
+  #generation = 0
+  #running: Promise<ReloadReport> | undefined
+  #queued: Promise<ReloadReport> | undefined
 
   constructor(dir: string) {
     this.dir = dir
@@ -106,20 +145,73 @@ export class ZoneSet {
     return this.#table
   }
 
+  /** Re-reads the directory in one piece and swaps the table. */
   reload(): ReloadReport {
+    this.#generation++
+    return this.#commit(runSync(this.#compute()))
+  }
+
+  /**
+   * `reload()` in slices (see the module comment): the same outcomes and the same whole-table swap,
+   * but the event loop runs between slices. Calls made while one runs share one more run after it,
+   * so the last call's result always reflects the directory as it was when that call was made.
+   */
+  reloadSliced(opts: SlicedReloadOptions = {}): Promise<ReloadReport> {
+    if (this.#queued) return this.#queued
+    if (this.#running) {
+      const queued = this.#running
+        .catch(() => undefined)
+        .then(() => {
+          this.#queued = undefined
+          return this.#runSliced(opts)
+        })
+      this.#queued = queued
+      return queued
+    }
+    return this.#runSliced(opts)
+  }
+
+  async #runSliced(opts: SlicedReloadOptions): Promise<ReloadReport> {
+    const run = (async (): Promise<ReloadReport> => {
+      for (;;) {
+        const generation = this.#generation
+        const computed = await runSliced(this.#compute(), opts.sliceMs ?? DEFAULT_SLICE_MS, opts.onPause)
+        // A synchronous reload in between may have read newer files than this one did: read again.
+        if (generation === this.#generation) return this.#commit(computed)
+      }
+    })()
+    this.#running = run
+    try {
+      return await run
+    } finally {
+      if (this.#running === run) this.#running = undefined
+    }
+  }
+
+  #commit(c: Computed): ReloadReport {
+    this.#loaded = c.loaded
+    if (c.table) this.#table = c.table
+    return c.report
+  }
+
+  /** Everything a reload does short of making it the served state. */
+  *#compute(): Steps<Computed> {
     const files = listZoneFiles(this.dir)
     const outcomes: FileOutcome[] = []
     const next = new Map<string, Loaded>()
     let changed = false
     for (const file of files) {
+      yield
       const prev = this.#loaded.get(file)
-      if (prev && !sourcesChanged(prev.sources)) {
+      if (prev && !sourcesChanged(prev.digests)) {
         next.set(file, prev)
         outcomes.push(outcome(file, 'unchanged', prev.zone))
         continue
       }
-      const res = loadFile(file, this.dir)
-      if (res.zone && prev && fingerprint(res.sources) === prev.fingerprint) {
+      const res = yield* loadFileSteps(file, this.dir)
+      const digests = res.zone ? digestsOf(res.sources) : new Map<string, string>()
+      const print = res.zone ? fingerprint(digests) : ''
+      if (res.zone && prev && print === prev.fingerprint) {
         next.set(file, prev)
         outcomes.push(outcome(file, 'unchanged', prev.zone))
         continue
@@ -141,7 +233,7 @@ export class ZoneSet {
         outcomes.push({ ...outcome(file, 'rejected', prev?.zone), errors: res.errors, warnings: res.warnings })
         continue
       }
-      next.set(file, { zone: res.zone, sources: res.sources, fingerprint: fingerprint(res.sources) })
+      next.set(file, { zone: res.zone, digests, fingerprint: print })
       outcomes.push({ ...outcome(file, 'loaded', res.zone), warnings: res.warnings })
       changed = true
     }
@@ -151,9 +243,8 @@ export class ZoneSet {
         changed = true
       }
     }
-    this.#loaded = next
-    if (changed) this.#table = buildTable([...next.values()].map((l) => l.zone))
-    return { files: outcomes, changed }
+    const table = changed ? yield* buildTableSteps([...next.values()].map((l) => l.zone)) : undefined
+    return { loaded: next, report: { files: outcomes, changed }, table }
   }
 }
 

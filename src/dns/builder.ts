@@ -37,7 +37,9 @@ const MAX_POINTER_TARGET = 0x3fff - 255
 export class MessageTooLargeError extends Error {}
 
 export class TemplateBuilder {
-  #buf = Buffer.alloc(MAX_MESSAGE + 512)
+  // Starts small and grows: most templates are a few hundred bytes, and a zone set builds one per
+  // name and type (a fixed 64 KiB buffer each made loading 100k records take 20 s).
+  #buf = Buffer.allocUnsafe(512)
   #len = 0
   #dict = new Map<string, number>()
   #fixups: number[] = []
@@ -52,6 +54,7 @@ export class TemplateBuilder {
   constructor(q: TemplateQuestion) {
     this.#len = 12
     const start = this.#len
+    this.#ensure(q.name.wire.length + 4)
     q.name.wire.copy(this.#buf, start)
     this.#len += q.name.wire.length
     this.#qnameLen = q.name.wire.length
@@ -78,6 +81,7 @@ export class TemplateBuilder {
       this.#u16(rrset.type)
       this.#u16(rrset.class ?? 1)
       this.#u32(rrset.ttl)
+      this.#ensure(2)
       const lenAt = this.#len
       this.#len += 2
       this.#writeRdata(rrset.type, rdata)
@@ -126,6 +130,7 @@ export class TemplateBuilder {
   }
 
   #writeRdata(type: number, rdata: Buffer): void {
+    this.#ensure(rdata.length)
     if (!COMPRESSIBLE.has(type)) {
       rdata.copy(this.#buf, this.#len)
       this.#len += rdata.length
@@ -162,28 +167,54 @@ export class TemplateBuilder {
       // rendered for a longer name: only register targets that stay addressable after that.
       if (this.#len < MAX_POINTER_TARGET) this.#dict.set(key, this.#len)
       const l = wire[off]!
+      this.#ensure(l + 2)
       wire.copy(this.#buf, this.#len, off, off + l + 1)
       this.#len += l + 1
       off += l + 1
     }
+    this.#ensure(1)
     this.#buf[this.#len++] = 0
     return off + 1
   }
 
+  #ensure(extra: number): void {
+    const need = this.#len + extra
+    if (need <= this.#buf.length) return
+    const grown = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2))
+    this.#buf.copy(grown, 0, 0, this.#len)
+    this.#buf = grown
+  }
+
   #u16(v: number): void {
+    this.#ensure(2)
     this.#buf.writeUInt16BE(v, this.#len)
     this.#len += 2
   }
 
   #u32(v: number): void {
+    this.#ensure(4)
     this.#buf.writeUInt32BE(v >>> 0, this.#len)
     this.#len += 4
   }
 }
 
+/** Lookup key of the name at `wire[off..]`: its wire form as latin1 with A-Z folded (as dns/query). */
 function keyAt(wire: Buffer, off: number): string {
   let end = off
-  while (wire[end] !== 0) end += wire[end]! + 1
+  let upper = false
+  let high = false
+  while (wire[end] !== 0) {
+    const l = wire[end]!
+    for (let i = end + 1; i <= end + l; i++) {
+      const c = wire[i]!
+      if (c >= 0x41 && c <= 0x5a) upper = true
+      else if (c >= 0x80) high = true
+    }
+    end += l + 1
+  }
+  const text = wire.toString('latin1', off, end + 1)
+  if (!upper) return text
+  if (!high) return text.toLowerCase()
   let s = ''
   for (let i = off; i <= end; i++) {
     const c = wire[i]!

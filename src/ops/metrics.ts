@@ -18,6 +18,11 @@
  *  store, sync, TCP listeners, zone table ─────────────→ prom-client Registry ─→ /metrics text
  * ```
  *
+ * With `serve --workers N` the query path runs in worker threads, each counting into its own
+ * QueryCounters; at scrape time the main thread pulls every worker's totals as plain data
+ * (`QueryCounters.data()`), sums them with its own (`mergeCounts`) and renders the same series,
+ * plus `gslb_worker_queries_total{worker}` to show how the kernel spread the flows.
+ *
  * Label values come from zone files (zones, services, pools, endpoints) or from fixed lists
  * (qtype, rcode, transport, outcome, result), so the series count is bounded by configuration,
  * never by traffic.
@@ -355,6 +360,96 @@ export class QueryCounters {
       return { transport, buckets, sum: this.#sizeSum[t]!, count: buckets.reduce((s, n) => s + n, 0) }
     })
   }
+
+  /** Every count as plain data: what a worker thread hands the main thread when it is scraped. */
+  data(): QueryCountsData {
+    return {
+      queries: this.queries(),
+      answers: this.answers(),
+      endpoints: this.endpointAnswers().map((c) => ({ ...c })),
+      truncated: [this.truncated('udp'), this.truncated('tcp')],
+      sizes: this.sizes(),
+    }
+  }
+}
+
+/** The totals of one QueryCounters as plain, structured-clonable data (see `data()`). */
+export interface QueryCountsData {
+  readonly queries: readonly QuerySeries[]
+  readonly answers: readonly AnswerSeries[]
+  readonly endpoints: readonly EndpointSeries[]
+  /** Truncated responses: [udp, tcp]. */
+  readonly truncated: readonly [number, number]
+  readonly sizes: readonly SizeSeries[]
+}
+
+export interface EndpointSeries {
+  readonly zone: string
+  readonly pool: string
+  readonly endpoint: string
+  readonly value: number
+}
+
+export const NO_COUNTS: QueryCountsData = Object.freeze<QueryCountsData>({
+  queries: [],
+  answers: [],
+  endpoints: [],
+  truncated: [0, 0],
+  sizes: [],
+})
+
+/** Sums of a query count over its series (every query is in exactly one `queries` series). */
+export function totalQueries(d: QueryCountsData): number {
+  let n = 0
+  for (const s of d.queries) n += s.value
+  return n
+}
+
+/** Adds up several threads' counts, series by series (same labels, one series). */
+export function mergeCounts(parts: readonly QueryCountsData[]): QueryCountsData {
+  const queries = new Map<string, { -readonly [K in keyof QuerySeries]: QuerySeries[K] }>()
+  const answers = new Map<string, { -readonly [K in keyof AnswerSeries]: AnswerSeries[K] }>()
+  const endpoints = new Map<string, { -readonly [K in keyof EndpointSeries]: EndpointSeries[K] }>()
+  const sizes = new Map<Transport, { transport: Transport; buckets: number[]; sum: number; count: number }>()
+  const truncated: [number, number] = [0, 0]
+  for (const p of parts) {
+    for (const s of p.queries) {
+      const k = `${s.zone}\0${s.qtype}\0${s.rcode}\0${s.transport}`
+      const m = queries.get(k)
+      if (m === undefined) queries.set(k, { ...s })
+      else m.value += s.value
+    }
+    for (const s of p.answers) {
+      const k = `${s.zone}\0${s.service}\0${s.pool}\0${s.outcome}`
+      const m = answers.get(k)
+      if (m === undefined) answers.set(k, { ...s })
+      else m.value += s.value
+    }
+    for (const s of p.endpoints) {
+      const k = `${s.zone}\0${s.pool}\0${s.endpoint}`
+      const m = endpoints.get(k)
+      if (m === undefined) endpoints.set(k, { ...s })
+      else m.value += s.value
+    }
+    truncated[0] += p.truncated[0]
+    truncated[1] += p.truncated[1]
+    for (const s of p.sizes) {
+      const m = sizes.get(s.transport)
+      if (m === undefined) sizes.set(s.transport, { ...s, buckets: [...s.buckets] })
+      else {
+        for (let i = 0; i < s.buckets.length; i++) m.buckets[i] = (m.buckets[i] ?? 0) + s.buckets[i]!
+        m.sum += s.sum
+        m.count += s.count
+      }
+    }
+  }
+  return {
+    queries: [...queries.values()],
+    answers: [...answers.values()],
+    endpoints: [...endpoints.values()],
+    truncated,
+    sizes: [...sizes.values()],
+  }
 }
 
 /** A service as its zone file names it: `www`, `*.apps`, or `@` at the apex. */
@@ -390,6 +485,23 @@ export interface ScrapeSources {
   readonly sync: { readonly staleMs: number; readonly generation: number }
   readonly prober?: (() => ProbeSchedulerStats) | undefined
   readonly webhooks?: (() => { delivered: number; failed: number; dropped: number }) | undefined
+  /**
+   * With worker threads: fetches every worker's query counts (one round trip, bounded in time),
+   * summed with this thread's own before the series are rendered.
+   */
+  readonly remote?: (() => Promise<readonly QueryCountsData[]>) | undefined
+  /** With worker threads: per-worker figures, as of the last `remote()` pull. */
+  readonly workers?: (() => readonly WorkerFigures[]) | undefined
+}
+
+/** One worker thread slot (its restarts keep the slot and its counts). */
+export interface WorkerFigures {
+  readonly worker: number
+  /** Queries answered by this slot, every incarnation of it included. */
+  readonly queries: number
+  readonly restarts: number
+  /** Whether a worker is answering in this slot now. */
+  readonly up: boolean
 }
 
 interface ProbeCounts {
@@ -457,6 +569,8 @@ export class Metrics {
   >()
   readonly #reloads = new Map<string, Tally<{ zone: string; result: string }>>()
   readonly #probes = new Map<string, ProbeCounts>()
+  /** Counts summed over this thread and the workers, pulled by the last scrape; undefined without workers. */
+  #pulled: QueryCountsData | undefined
   readonly #onHealthChange = (message: unknown): void => {
     const m = message as HealthChangeMessage
     const direction = m.up ? 'up' : 'down'
@@ -529,6 +643,10 @@ export class Metrics {
 
   /** The exposition text (Prometheus 0.0.4) and its content type. */
   async scrape(): Promise<{ contentType: string; text: string }> {
+    // Left in place after the scrape: a concurrent scrape that pulled a moment earlier renders the
+    // newer sums, never a mix of this thread's counts alone and the workers'.
+    const remote = this.#sources?.remote
+    if (remote !== undefined) this.#pulled = mergeCounts([this.queries.data(), ...(await remote())])
     return { contentType: this.registry.contentType, text: await this.registry.metrics() }
   }
 
@@ -543,6 +661,8 @@ export class Metrics {
     const registers = [this.registry]
     const q = this.queries
     const table = (): ZoneTable => this.#answerer.table
+    // Without worker threads the collectors read this thread's counters directly, as they always did.
+    const pulled = (): QueryCountsData | undefined => this.#pulled
 
     const queries: Counter<'zone' | 'qtype' | 'rcode' | 'transport'> = new Counter({
       name: 'gslb_queries_total',
@@ -551,7 +671,7 @@ export class Metrics {
       registers,
       collect: () => {
         queries.reset()
-        for (const s of q.queries())
+        for (const s of pulled()?.queries ?? q.queries())
           queries.inc({ zone: s.zone, qtype: s.qtype, rcode: s.rcode, transport: s.transport }, s.value)
       },
     })
@@ -563,13 +683,18 @@ export class Metrics {
       registers,
       collect: () => {
         truncated.reset()
-        for (const transport of TRANSPORT_LABELS) truncated.inc({ transport }, q.truncated(transport))
+        const p = pulled()
+        for (const [t, transport] of TRANSPORT_LABELS.entries())
+          truncated.inc({ transport }, p === undefined ? q.truncated(transport) : p.truncated[t]!)
       },
     })
 
     this.registry.registerMetric(
-      new PrecountedHistogram('gslb_response_size_bytes', 'Size of DNS responses sent, bytes', SIZE_BUCKETS, () =>
-        q.sizes(),
+      new PrecountedHistogram(
+        'gslb_response_size_bytes',
+        'Size of DNS responses sent, bytes',
+        SIZE_BUCKETS,
+        () => pulled()?.sizes ?? q.sizes(),
       ) as unknown as Metric,
     )
 
@@ -582,7 +707,7 @@ export class Metrics {
       registers,
       collect: () => {
         answers.reset()
-        for (const s of q.answers())
+        for (const s of pulled()?.answers ?? q.answers())
           answers.inc({ zone: s.zone, service: s.service, pool: s.pool, outcome: s.outcome }, s.value)
       },
     })
@@ -594,7 +719,7 @@ export class Metrics {
       registers,
       collect: () => {
         endpointAnswers.reset()
-        for (const c of q.endpointAnswers())
+        for (const c of pulled()?.endpoints ?? q.endpointAnswers())
           endpointAnswers.inc({ zone: c.zone, pool: c.pool, endpoint: c.endpoint }, c.value)
       },
     })
@@ -771,6 +896,39 @@ export class Metrics {
       collect: () => {
         shortFrames.reset()
         shortFrames.inc(this.#sources?.tcp().shortFrames ?? 0)
+      },
+    })
+
+    const workerQueries: Counter<'worker'> = new Counter({
+      name: 'gslb_worker_queries_total',
+      help: 'DNS queries answered by each worker thread (serve --workers N), restarts included: how SO_REUSEPORT spread the flows',
+      labelNames: ['worker'],
+      registers,
+      collect: () => {
+        workerQueries.reset()
+        for (const w of this.#sources?.workers?.() ?? []) workerQueries.inc({ worker: String(w.worker) }, w.queries)
+      },
+    })
+
+    const workerRestarts: Counter<'worker'> = new Counter({
+      name: 'gslb_worker_restarts_total',
+      help: 'Times a worker thread stopped unexpectedly and was started again',
+      labelNames: ['worker'],
+      registers,
+      collect: () => {
+        workerRestarts.reset()
+        for (const w of this.#sources?.workers?.() ?? []) workerRestarts.inc({ worker: String(w.worker) }, w.restarts)
+      },
+    })
+
+    const workerUp: Gauge<'worker'> = new Gauge({
+      name: 'gslb_worker_up',
+      help: 'Whether a worker thread is answering in this slot (1) or waiting to be restarted (0)',
+      labelNames: ['worker'],
+      registers,
+      collect: () => {
+        workerUp.reset()
+        for (const w of this.#sources?.workers?.() ?? []) workerUp.set({ worker: String(w.worker) }, w.up ? 1 : 0)
       },
     })
 

@@ -158,7 +158,8 @@ export class CompiledService {
   /** The last step's order-free variant: its answers are canonical and shuffled at render. */
   readonly #unordered: PolicyStep | undefined
   readonly #nodes: ServiceNode[] = []
-  readonly #prefix = [new PrefixCache(), new PrefixCache()]
+  /** Made on first use: a zone set may hold tens of thousands of services, most never queried. */
+  #prefix: readonly [PrefixCache, PrefixCache] | undefined
   /** What the prefix caches and the pool verdicts were computed under. */
   #view: HealthView | undefined
   #geo: GeoLookup | undefined
@@ -247,7 +248,8 @@ export class CompiledService {
     const steps = this.steps
     const pure = this.#pure
     if (pure > 0) {
-      const cache = this.#prefix[six ? 1 : 0]!
+      this.#prefix ??= [new PrefixCache(), new PrefixCache()]
+      const cache = this.#prefix[six ? 1 : 0]
       ctx.computeKey()
       let entry = ctx.keyFamily === KEY_V4 ? cache.global4 : ctx.keyFamily === KEY_V6 ? cache.global6 : undefined
       if (entry === undefined) {
@@ -279,8 +281,8 @@ export class CompiledService {
     this.#view = ctx.health
     this.#geo = geo
     this.#geoGeneration = geoGeneration
-    this.#prefix[0]!.clear()
-    this.#prefix[1]!.clear()
+    this.#prefix?.[0].clear()
+    this.#prefix?.[1].clear()
     this.#poolState.fill(0)
     this.#memoOut[0] = this.#memoOut[1] = undefined
     this.#memo[0] = this.#memo[1] = undefined

@@ -1,12 +1,16 @@
 /**
  * @module server
  * Composes a running DNS server: zone set, answerer, UDP and TCP listeners on every address, live
- * reload (SIGHUP and file changes, wired by the caller or `watch`) and graceful shutdown.
+ * reload (SIGHUP and file changes, wired by the caller or `watch`) and graceful shutdown. With no
+ * listen addresses it is only the zone set and its reloads: the main thread of `serve --workers N`,
+ * which needs the table for probes, health and the admin endpoint while worker threads answer.
  */
 
 import { type FSWatcher, watch } from 'node:fs'
 import { type FileOutcome, ZoneSet } from '../config/zone-set.ts'
+import { nameFromWire, nameToString } from '../dns/name.ts'
 import type { ResponseRateLimiter } from '../dns/rrl.ts'
+import { typeName } from '../dns/types.ts'
 import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
@@ -31,12 +35,24 @@ export interface ServerOptions {
   readonly rrl?: ResponseRateLimiter | undefined
   readonly log: Logger
   readonly observe?: QueryObserver
+  /** Log this fraction (0..1) of answered queries, one JSON line each (`--query-log-sample`); default 0. */
+  readonly queryLogSample?: number
   /** Watch the zones directory and reload on change (default true). */
   readonly watch?: boolean
   /** Called after a reload changed the served zones (the prober and health view follow). */
   readonly onZonesChanged?: () => void
   /** Called with every file's outcome after each reload, the startup load included (metrics). */
   readonly onReloadOutcome?: (files: readonly FileOutcome[], reason: string) => void
+  /**
+   * Bind every listener with SO_REUSEPORT, so several worker threads share the addresses and the
+   * kernel spreads flows over them (Linux). Off by default: a second server on a taken port fails.
+   */
+  readonly reusePort?: boolean
+  /**
+   * Log each file's outcome on every reload (default true). Data-plane workers turn it off: the
+   * main thread loads the same directory on the same triggers and logs it once, not once per thread.
+   */
+  readonly logZones?: boolean
 }
 
 export interface RunningServer {
@@ -45,6 +61,11 @@ export interface RunningServer {
   readonly zones: ZoneSet
   readonly answerer: Answerer
   reload(reason: string): readonly FileOutcome[]
+  /**
+   * The same reload in slices of a few milliseconds, answering queries between them (large zone
+   * sets reload without stalling); the table still swaps whole at the end. File changes use it.
+   */
+  reloadLive(reason: string): Promise<readonly FileOutcome[]>
   /** TCP connection figures summed over every listener. */
   tcpStats(): TcpStats
   close(graceMs?: number): Promise<void>
@@ -59,10 +80,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const zones = new ZoneSet(opts.zonesDir)
   const answerer = opts.answerer ?? new Answerer(opts.answer)
   const limits: TcpLimits = { ...DEFAULT_TCP_LIMITS, ...opts.tcp }
-  const observe = opts.observe ?? NO_OBSERVER
+  const sample = opts.queryLogSample ?? 0
+  const counted = opts.observe ?? NO_OBSERVER
+  const observe: QueryObserver = sample > 0 ? chainObservers(counted, queryLogger(log, sample)) : counted
 
+  const applied = (report: ReturnType<ZoneSet['reload']>, reason: string, t0: number): readonly FileOutcome[] => {
+    if (opts.logZones !== false) for (const f of report.files) logOutcome(log, f, reason)
+    log.info({ reason, ms: Math.round(performance.now() - t0), changed: report.changed }, 'zones reloaded')
+    answerer.table = zones.table
+    opts.onReloadOutcome?.(report.files, reason)
+    if (report.changed && reason !== 'startup') opts.onZonesChanged?.()
+    return report.files
+  }
   const reload = (reason: string): readonly FileOutcome[] => {
     let report: ReturnType<ZoneSet['reload']>
+    const t0 = performance.now()
     try {
       report = zones.reload()
     } catch (err) {
@@ -70,11 +102,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log.error({ err, reason }, 'zone reload failed; still serving the previous zones')
       return []
     }
-    for (const f of report.files) logOutcome(log, f, reason)
-    answerer.table = zones.table
-    opts.onReloadOutcome?.(report.files, reason)
-    if (report.changed && reason !== 'startup') opts.onZonesChanged?.()
-    return report.files
+    return applied(report, reason, t0)
+  }
+  // Calls made while a live reload runs share the next one: apply (log, count) each report once.
+  const appliedReports = new WeakSet<ReturnType<ZoneSet['reload']>>()
+  const reloadLive = async (reason: string): Promise<readonly FileOutcome[]> => {
+    let report: ReturnType<ZoneSet['reload']>
+    const t0 = performance.now()
+    try {
+      report = await zones.reloadSliced()
+    } catch (err) {
+      log.error({ err, reason }, 'zone reload failed; still serving the previous zones')
+      return []
+    }
+    if (appliedReports.has(report)) return report.files
+    appliedReports.add(report)
+    return applied(report, reason, t0)
   }
   const first = reload('startup')
   if (answerer.table.zones.length === 0) {
@@ -90,7 +133,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const addresses: ListenAddress[] = []
   try {
     for (const a of opts.listen) {
-      const pair = await bindPair(a, answerer, log, observe, limits, opts.rrl)
+      const pair = await bindPair(a, answerer, log, observe, limits, opts.rrl, opts.reusePort === true)
       udp.push(pair.udp)
       tcp.push(pair.tcp)
       addresses.push({ host: a.host, port: pair.udp.port })
@@ -107,7 +150,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // Editors write files in several steps (truncate, write, rename); wait for them to settle.
     watcher = watch(zones.dir, { recursive: true, persistent: false }, () => {
       clearTimeout(timer)
-      timer = setTimeout(() => reload('file change'), 200)
+      timer = setTimeout(() => void reloadLive('file change'), 200)
     })
     watcher.on('error', (err) => log.warn({ err }, 'zone directory watch failed; reload with SIGHUP'))
   }
@@ -117,6 +160,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     zones,
     answerer,
     reload,
+    reloadLive,
     tcpStats() {
       const sum = { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 }
       for (const t of tcp) {
@@ -142,17 +186,38 @@ async function bindPair(
   observe: QueryObserver,
   limits: TcpLimits,
   rrl: ResponseRateLimiter | undefined,
+  reusePort: boolean,
 ): Promise<{ udp: UdpListener; tcp: TcpListener }> {
   // With port 0, UDP picks the port and TCP must get the same one; retry if another process has it.
   for (let attempt = 0; ; attempt++) {
-    const udp = await listenUdp(a.host, a.port, answerer, log, observe, rrl)
+    const udp = await listenUdp(a.host, a.port, answerer, log, observe, rrl, { reusePort })
     try {
-      const tcp = await listenTcp(a.host, udp.port, answerer, log, observe, limits)
+      const tcp = await listenTcp(a.host, udp.port, answerer, log, observe, limits, { reusePort })
       return { udp, tcp }
     } catch (err) {
       await udp.close()
       if (a.port !== 0 || attempt >= 20 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
     }
+  }
+}
+
+function chainObservers(first: QueryObserver, second: QueryObserver): QueryObserver {
+  return (query, response, transport, client) => {
+    first(query, response, transport, client)
+    second(query, response, transport, client)
+  }
+}
+
+/** The sampled query log: an unsampled query pays one random number and one comparison. */
+export function queryLogger(log: Logger, rate: number): QueryObserver {
+  const qlog = log.child({ log: 'query' })
+  return (query, response, transport, client) => {
+    if (Math.random() >= rate) return
+    let end = 12
+    while (end < query.length && query[end] !== 0) end += query[end]! + 1
+    const qname = end < query.length ? nameToString(nameFromWire(Buffer.from(query.subarray(12, end + 1)))) : '?'
+    const qtype = end + 3 <= query.length ? typeName(query.readUInt16BE(end + 1)) : '?'
+    qlog.info({ client, transport, qname, qtype, rcode: response[3]! & 0xf, size: response.length }, 'query')
   }
 }
 

@@ -63,6 +63,11 @@ export interface TcpListener {
   close(graceMs: number): Promise<void>
 }
 
+export interface TcpOptions {
+  /** SO_REUSEPORT: several listeners (worker threads) share the port; the kernel spreads connections. */
+  readonly reusePort?: boolean | undefined
+}
+
 export function listenTcp(
   host: string,
   port: number,
@@ -70,6 +75,7 @@ export function listenTcp(
   log: Logger,
   observe: QueryObserver,
   limits: TcpLimits,
+  options: TcpOptions = {},
 ): Promise<TcpListener> {
   const conns = new Set<Socket>()
   const perSource = new Map<string, number>()
@@ -106,7 +112,7 @@ export function listenTcp(
   return new Promise((resolveListen, reject) => {
     const onError = (err: Error): void => reject(err)
     server.once('error', onError)
-    server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+    server.listen({ host, port, ipv6Only: host.includes(':'), reusePort: options.reusePort === true }, () => {
       server.off('error', onError)
       const addr = server.address()
       resolveListen({

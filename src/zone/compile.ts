@@ -8,7 +8,7 @@
 
 import type { GslbConfig } from '../config/gslb-file.ts'
 import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion } from '../dns/builder.ts'
-import { childName, isSubdomain, type Name, nameFromKey, nameToString, parentName } from '../dns/name.ts'
+import { childName, isSubdomain, type Name, nameFromKey, nameFromWire, nameToString, parentName } from '../dns/name.ts'
 import {
   FLAG_AA,
   FLAG_QR,
@@ -22,6 +22,7 @@ import { CompiledService, type ServiceNode } from '../policy/service.ts'
 import type { Pool } from '../policy/types.ts'
 import type { ProbeTarget } from '../probe/types.ts'
 import { targetId } from '../state/types.ts'
+import { runSync, type Steps } from './cooperative.ts'
 import { type RRset, readName, type ZoneData } from './validate.ts'
 
 /** Answers for query names that end at a node which exists in the zone (or is an empty non-terminal). */
@@ -78,12 +79,77 @@ interface Ctx {
   readonly exists: ReadonlySet<string>
   /** Names whose A/AAAA answers come from a service: CNAME chasing stops there. */
   readonly dynamic: ReadonlySet<string>
+  readonly templates: TemplateSharing
 }
+
+/**
+ * Templates of one zone share their small per-RRset arrays: most answers have the same few shapes
+ * (one RRset in the answer section, no fixups...), and a typed array costs ~200 bytes of heap
+ * however short it is (about 1 KB a template saved; a 100k-record zone has some 150k templates).
+ */
+class TemplateSharing {
+  readonly #u16 = new Map<string, Uint16Array>()
+  readonly #u8 = new Map<string, Uint8Array>()
+
+  share(t: Template): Template {
+    return Object.freeze({
+      ...t,
+      fixups: this.#shared16(t.fixups),
+      rrsetEnd: this.#shared16(t.rrsetEnd),
+      rrsetSection: this.#shared8(t.rrsetSection),
+      rrsetCount: this.#shared16(t.rrsetCount),
+      rrsetRequired: this.#shared8(t.rrsetRequired),
+    })
+  }
+
+  #shared16(a: Uint16Array): Uint16Array {
+    const key = String.fromCharCode(...a)
+    const have = this.#u16.get(key)
+    if (have) return have
+    this.#u16.set(key, a)
+    return a
+  }
+
+  #shared8(a: Uint8Array): Uint8Array {
+    const key = String.fromCharCode(...a)
+    const have = this.#u8.get(key)
+    if (have) return have
+    this.#u8.set(key, a)
+    return a
+  }
+}
+
+/**
+ * The ANY answer at a name (RFC 8482 subset). When that subset is a single RRset whose own answer
+ * is already built, it is the same message but for the question's type, which every response
+ * copies from the query: share it.
+ */
+function anyAnswer(
+  ctx: Ctx,
+  name: Name,
+  rrsets: ReadonlyMap<number, RRset> | undefined,
+  exact: ReadonlyMap<number, Template>,
+): Template {
+  const subset = rrsets ? anySubset(rrsets) : []
+  const same = subset.length === 1 ? exact.get(subset[0]!.type) : undefined
+  return same ?? positive(ctx, { name, qtype: T.ANY, standIn: false }, T.ANY, name)
+}
+
+/** Names (or services) compiled between two yields of `compileZoneSteps`. */
+const NAMES_PER_STEP = 16
 
 export function compileZone(
   data: ZoneData,
   gslb: Pick<GslbConfig, 'services' | 'pools' | 'probes'> = NO_GSLB_PARTS,
 ): CompiledZone {
+  return runSync(compileZoneSteps(data, gslb))
+}
+
+/** `compileZone` as steps that yield every few names or services (see zone/cooperative). */
+export function* compileZoneSteps(
+  data: ZoneData,
+  gslb: Pick<GslbConfig, 'services' | 'pools' | 'probes'> = NO_GSLB_PARTS,
+): Steps<CompiledZone> {
   const serviceConfigs = gslb.services
   const soa = data.soa
   const minimum = soa.rdatas[0]!.readUInt32BE(soa.rdatas[0]!.length - 4)
@@ -91,18 +157,39 @@ export function compileZone(
   const cuts = new Map<string, Name>()
   for (const [key, node] of data.nodes) if (key !== data.apex.key && node.has(T.NS)) cuts.set(key, data.names.get(key)!)
   // Empty non-terminals exist (RFC 4592 2.2.2): a name with nothing but descendants answers NODATA.
-  const allNames = new Map<string, Name>(data.names)
+  // Large zones: every whole-zone pass yields now and then, copies included.
+  let count = 0
+  const allNames = new Map<string, Name>()
+  for (const [key, name] of data.names) {
+    allNames.set(key, name)
+    if (++count % 1024 === 0) yield
+  }
   for (const svc of serviceConfigs) allNames.set(svc.owner.key, svc.owner)
   for (const name of [...allNames.values()]) {
-    let n = name
-    while (n.labels > data.apex.labels) {
-      n = parentName(n)
-      if (allNames.has(n.key)) break
-      allNames.set(n.key, n)
+    // Walk up by key (the wire form has the same offsets); a Name is made only for a new ENT.
+    let key = name.key
+    for (let labels = name.labels; labels > data.apex.labels; labels--) {
+      const off = name.key.length - key.length + key.charCodeAt(0) + 1
+      key = key.slice(key.charCodeAt(0) + 1)
+      if (allNames.has(key)) break
+      allNames.set(key, nameFromWire(Buffer.from(name.wire.subarray(off))))
     }
+    if (++count % 1024 === 0) yield
   }
   const dynamic = new Set(serviceConfigs.map((svc) => svc.owner.key))
-  const ctx: Ctx = { data, cuts, soaNeg, exists: new Set(allNames.keys()), dynamic }
+  const exists = new Set<string>()
+  for (const key of allNames.keys()) {
+    exists.add(key)
+    if (++count % 1024 === 0) yield
+  }
+  const ctx: Ctx = {
+    data,
+    cuts,
+    soaNeg,
+    exists,
+    dynamic,
+    templates: new TemplateSharing(),
+  }
 
   const standIn = childName('*', data.apex)
   const nxdomain = negative(ctx, { name: standIn, qtype: T.A, standIn: true }, RCODE.NXDOMAIN)
@@ -121,7 +208,10 @@ export function compileZone(
     probes: gslb.probes.map((p) => Object.freeze({ id: targetId(stateKey, p.endpoint), zone: stateKey, ...p })),
   }
   const services = new Map<string, CompiledService>()
-  for (const cfg of serviceConfigs) services.set(cfg.owner.key, new CompiledService(cfg, stateKey, nodata))
+  for (const cfg of serviceConfigs) {
+    services.set(cfg.owner.key, new CompiledService(cfg, stateKey, nodata))
+    if (services.size % NAMES_PER_STEP === 0) yield
+  }
   zone.services = [...services.values()]
   const nodes = new Map<string, AnswerNode>()
   const referralBelow = new Map<string, BelowAnswers>()
@@ -138,7 +228,9 @@ export function compileZone(
     return r
   }
 
+  count = 0
   for (const [key, name] of allNames) {
+    if (++count % NAMES_PER_STEP === 0) yield
     const rrsets = data.nodes.get(key)
     const cut = cutAbove(ctx, name)
     const exact = new Map<number, Template>()
@@ -158,12 +250,13 @@ export function compileZone(
       for (const type of [...(rrsets?.keys() ?? []), ...chaseTypes(ctx, rrsets)]) {
         if (!exact.has(type)) exact.set(type, positive(ctx, { name, qtype: type, standIn: false }, type, name))
       }
-      exact.set(T.ANY, positive(ctx, { name, qtype: T.ANY, standIn: false }, T.ANY, name))
+      exact.set(T.ANY, anyAnswer(ctx, name, rrsets, exact))
       exactOther = rrsets?.has(T.CNAME) ? positive(ctx, { name, qtype: 0, standIn: false }, 0, name) : nodata
-      const wildName = childName('*', name)
-      const wild = data.nodes.get(wildName.key)
-      const wildService = services.get(wildName.key)
+      const wildKey = `\x01*${key}`
+      const wild = data.nodes.get(wildKey)
+      const wildService = services.get(wildKey)
       if (wild || wildService) {
+        const wildName = childName('*', name)
         below = { ...wildcardAnswers(ctx, wildName, wild ?? new Map()), service: wildService?.node(wildName, true) }
       }
     }
@@ -232,13 +325,14 @@ function resolve(ctx: Ctx, name: Name): Resolution {
 }
 
 function cutAbove(ctx: Ctx, name: Name): Name | undefined {
+  if (ctx.cuts.size === 0) return undefined
   // The highest cut wins: anything below it, including lower "cuts", is the child's business.
   let found: Name | undefined
-  let n = name
-  while (n.labels > ctx.data.apex.labels) {
-    const c = ctx.cuts.get(n.key)
+  let key = name.key
+  for (let labels = name.labels; labels > ctx.data.apex.labels; labels--) {
+    const c = ctx.cuts.get(key)
     if (c) found = c
-    n = parentName(n)
+    key = key.slice(key.charCodeAt(0) + 1)
   }
   return found
 }
@@ -289,7 +383,7 @@ function positive(ctx: Ctx, q: TemplateQuestion, qtype: number, start: Name): Te
     break
   }
   if (rcode === RCODE.NXDOMAIN) flags |= rcode
-  return b.finish(flags)
+  return ctx.templates.share(b.finish(flags))
 }
 
 /** RFC 8482: answer ANY with a small subset. Addresses when the name has them, else one RRset. */
@@ -346,11 +440,11 @@ function addReferral(ctx: Ctx, b: TemplateBuilder, cut: Name): void {
 function referral(ctx: Ctx, q: TemplateQuestion, cut: Name): Template {
   const b = new TemplateBuilder(q)
   addReferral(ctx, b, cut)
-  return b.finish(FLAG_QR)
+  return ctx.templates.share(b.finish(FLAG_QR))
 }
 
 function negative(ctx: Ctx, q: TemplateQuestion, rcode: number): Template {
   const b = new TemplateBuilder(q)
   b.add(SECTION_AUTHORITY, { ...ctx.soaNeg, owner: ctx.data.apex })
-  return b.finish(FLAG_QR | FLAG_AA | rcode)
+  return ctx.templates.share(b.finish(FLAG_QR | FLAG_AA | rcode))
 }

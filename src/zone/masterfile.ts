@@ -12,6 +12,7 @@ import { parseName } from '../dns/name.ts'
 import { T, typeName, typeNumber } from '../dns/types.ts'
 import type { SourcePos } from '../errors.ts'
 import { NameError, ZoneError } from '../errors.ts'
+import { runSync, type Steps } from './cooperative.ts'
 import { parseRdata, parseTtl } from './rdata.ts'
 import type { RR } from './types.ts'
 import { CLASS_IN, MAX_TTL } from './types.ts'
@@ -85,7 +86,12 @@ function endsPlainToken(c: number): boolean {
  * their quotes and are marked `quoted`. `firstLine` is the file line of the text's first line.
  */
 export function tokenize(text: string, firstLine = 1): LogicalLine[] {
-  const out: LogicalLine[] = []
+  return [...logicalLines(text, firstLine)]
+}
+
+/** `tokenize` one logical line at a time, so a large file never exists as one array of tokens. */
+export function* logicalLines(text: string, firstLine = 1): Generator<LogicalLine, void, void> {
+  let ready: LogicalLine | undefined
   const n = text.length
   let line = firstLine
   let tokens: Token[] = []
@@ -97,7 +103,7 @@ export function tokenize(text: string, firstLine = 1): LogicalLine[] {
   let atLineStart = true
   const flush = (): void => {
     if (tokens.length > 0 || error !== undefined) {
-      out.push(error === undefined ? { tokens, line: start, indented } : { tokens, line: start, indented, error })
+      ready = error === undefined ? { tokens, line: start, indented } : { tokens, line: start, indented, error }
     }
     tokens = []
     error = undefined
@@ -116,7 +122,13 @@ export function tokenize(text: string, firstLine = 1): LogicalLine[] {
       line++
       i++
       atLineStart = true
-      if (depth === 0) flush()
+      if (depth === 0) {
+        flush()
+        if (ready !== undefined) {
+          yield ready
+          ready = undefined
+        }
+      }
     } else if (c === SPACE || c === TAB || c === CR) {
       i++
     } else if (c === SEMICOLON) {
@@ -166,7 +178,7 @@ export function tokenize(text: string, firstLine = 1): LogicalLine[] {
   }
   if (depth > 0) error ??= `"(" opened on line ${parenLine} is never closed`
   flush()
-  return out
+  if (ready !== undefined) yield ready
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,6 +214,14 @@ interface Shared {
  * is on) and parsing goes on with the next entry; `records` holds every record that parsed.
  */
 export function parseMasterFile(text: string, opts: MasterFileOptions): MasterFileResult {
+  return runSync(parseMasterFileSteps(text, opts))
+}
+
+/** Entries parsed between two yields of `parseMasterFileSteps`. */
+const ENTRIES_PER_STEP = 32
+
+/** `parseMasterFile` as steps that yield every few dozen entries (see zone/cooperative). */
+export function* parseMasterFileSteps(text: string, opts: MasterFileOptions): Steps<MasterFileResult> {
   const shared: Shared = { records: [], errors: [], soaMinimum: undefined }
   const state: FileState = {
     file: opts.file,
@@ -212,17 +232,20 @@ export function parseMasterFile(text: string, opts: MasterFileOptions): MasterFi
     readInclude: opts.readInclude,
     depth: opts.includeDepth ?? 0,
   }
-  parseInto(text, opts.firstLine ?? 1, state, shared)
+  yield* parseInto(text, opts.firstLine ?? 1, state, shared)
   return { records: shared.records, errors: shared.errors, origin: state.origin }
 }
 
-function parseInto(text: string, firstLine: number, state: FileState, shared: Shared): void {
-  for (const entry of tokenize(text, firstLine)) {
+function* parseInto(text: string, firstLine: number, state: FileState, shared: Shared): Steps<void> {
+  let count = 0
+  for (const entry of logicalLines(text, firstLine)) {
+    if (++count % ENTRIES_PER_STEP === 0) yield
     const pos: SourcePos = { file: state.file, line: entry.line }
+    let included: { readonly text: string; readonly state: FileState } | undefined
     try {
       if (entry.error !== undefined) throw new ZoneError(pos, 'syntax', entry.error)
       const first = entry.tokens[0]!
-      if (!first.quoted && first.text.startsWith('$')) directive(entry, pos, state, shared)
+      if (!first.quoted && first.text.startsWith('$')) included = directive(entry, pos, state)
       else shared.records.push(record(entry, pos, state, shared))
     } catch (e) {
       if (!(e instanceof ZoneError)) throw e
@@ -230,25 +253,30 @@ function parseInto(text: string, firstLine: number, state: FileState, shared: Sh
       // A line whose own owner could not be read must not lend an older owner to the lines after it.
       if (entry.error !== undefined && !entry.indented) state.previous = { failedLine: entry.line }
     }
+    if (included) yield* parseInto(included.text, 1, included.state, shared)
   }
 }
 
-function directive(entry: LogicalLine, pos: SourcePos, state: FileState, shared: Shared): void {
+/** Applies a directive; for $INCLUDE, returns the included text and its state for the caller to parse. */
+function directive(
+  entry: LogicalLine,
+  pos: SourcePos,
+  state: FileState,
+): { readonly text: string; readonly state: FileState } | undefined {
   const [first, ...args] = entry.tokens
   const keyword = first!.text.toUpperCase()
   switch (keyword) {
     case '$ORIGIN':
       expectArgs(pos, keyword, args, 1, 1, 'a domain name')
       state.origin = nameField(args[0]!, state.origin, pos, keyword)
-      return
+      return undefined
     case '$TTL':
       expectArgs(pos, keyword, args, 1, 1, 'a TTL')
       state.dollarTtl = ttlField(args[0]!.text, pos, keyword)
-      return
+      return undefined
     case '$INCLUDE':
       expectArgs(pos, keyword, args, 1, 2, 'a file name and an optional origin')
-      include(args[0]!.text, args[1], pos, state, shared)
-      return
+      return include(args[0]!.text, args[1], pos, state)
     case '$GENERATE':
       throw new ZoneError(pos, keyword, '$GENERATE is not supported; write the records out')
     default:
@@ -262,7 +290,12 @@ function expectArgs(pos: SourcePos, keyword: string, args: readonly Token[], min
   }
 }
 
-function include(path: string, originToken: Token | undefined, pos: SourcePos, state: FileState, shared: Shared) {
+function include(
+  path: string,
+  originToken: Token | undefined,
+  pos: SourcePos,
+  state: FileState,
+): { readonly text: string; readonly state: FileState } {
   if (state.readInclude === undefined) throw new ZoneError(pos, '$INCLUDE', '$INCLUDE is not available here')
   if (state.depth >= MAX_INCLUDE_DEPTH) {
     throw new ZoneError(pos, '$INCLUDE', `more than ${MAX_INCLUDE_DEPTH} nested $INCLUDEs (an include loop?)`)
@@ -283,7 +316,7 @@ function include(path: string, originToken: Token | undefined, pos: SourcePos, s
     readInclude: state.readInclude,
     depth: state.depth + 1,
   }
-  parseInto(included.text, 1, child, shared)
+  return { text: included.text, state: child }
 }
 
 const CLASS_TOKEN = /^(?:IN|CH|CS|HS|CLASS\d{1,5})$/i

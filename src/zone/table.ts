@@ -10,6 +10,7 @@ import type { Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
 import type { ServiceNode } from '../policy/service.ts'
 import type { AnswerNode, CompiledZone } from './compile.ts'
+import { runSync, type Steps } from './cooperative.ts'
 
 export interface ZoneTable {
   readonly nodes: ReadonlyMap<string, AnswerNode>
@@ -28,13 +29,20 @@ export function keyIsSubdomain(key: string, parentKey: string): boolean {
 }
 
 export function buildTable(zones: readonly CompiledZone[]): ZoneTable {
+  return runSync(buildTableSteps(zones))
+}
+
+/** `buildTable` as steps that yield every thousand names (see zone/cooperative). */
+export function* buildTableSteps(zones: readonly CompiledZone[]): Steps<ZoneTable> {
   const nodes = new Map<string, AnswerNode>()
+  let count = 0
   for (const zone of zones) {
     // A name inside a more specific zone we also serve is answered by that zone alone.
     const children = zones.filter(
       (z) => z !== zone && z.apex.labels > zone.apex.labels && keyIsSubdomain(z.apex.key, zone.apex.key),
     )
     for (const [key, node] of zone.nodes) {
+      if (++count % 1024 === 0) yield
       if (children.length > 0 && children.some((c) => keyIsSubdomain(key, c.apex.key))) continue
       nodes.set(key, node)
     }

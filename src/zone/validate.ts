@@ -8,6 +8,7 @@ import type { ServiceConfig } from '../config/gslb-file.ts'
 import { isSubdomain, type Name, nameFromWire, nameToString } from '../dns/name.ts'
 import { T, typeName } from '../dns/types.ts'
 import { type SourcePos, ZoneError } from '../errors.ts'
+import { runSync, type Steps } from './cooperative.ts'
 import type { RR } from './types.ts'
 
 export interface RRset {
@@ -44,16 +45,32 @@ const GLUE = new Set<number>([T.A, T.AAAA])
 /** Wire size of an RR without its owner name: type, class, TTL, rdlength. */
 const RR_FIXED = 10
 
+/** Records or names checked between two yields of `validateZoneSteps`. */
+const PER_STEP = 64
+
+/** An RRset as it is being collected; `seen` is made only once the set is large (see `addRdata`). */
+interface OpenSet {
+  owner: Name
+  ttl: number
+  rdatas: Buffer[]
+  seen: Set<string> | undefined
+  pos: SourcePos
+}
+
 export function validateZone(apex: Name, file: string, records: readonly RR[]): ValidationResult {
+  return runSync(validateZoneSteps(apex, file, records))
+}
+
+/** `validateZone` as steps that yield every few dozen records or names (see zone/cooperative). */
+export function* validateZoneSteps(apex: Name, file: string, records: readonly RR[]): Steps<ValidationResult> {
   const errors: ZoneError[] = []
   const warnings: ZoneError[] = []
-  const nodes = new Map<
-    string,
-    Map<number, { owner: Name; ttl: number; rdatas: Buffer[]; seen: Set<string>; pos: SourcePos }>
-  >()
+  const nodes = new Map<string, Map<number, OpenSet>>()
   const names = new Map<string, Name>()
 
+  let count = 0
   for (const rr of records) {
+    if (++count % PER_STEP === 0) yield
     if (!isSubdomain(rr.owner, apex)) {
       errors.push(new ZoneError(rr.pos, 'owner', `${nameToString(rr.owner)} is outside the zone ${nameToString(apex)}`))
       continue
@@ -70,7 +87,7 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
     }
     let set = node.get(rr.type)
     if (!set) {
-      set = { owner: rr.owner, ttl: rr.ttl, rdatas: [], seen: new Set(), pos: rr.pos }
+      set = { owner: rr.owner, ttl: rr.ttl, rdatas: [], seen: undefined, pos: rr.pos }
       node.set(rr.type, set)
     } else if (set.ttl !== rr.ttl) {
       // RFC 2181 5.2: one TTL per RRset. BIND and Knot keep going with the first; so do we, loudly.
@@ -82,10 +99,7 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
         ),
       )
     }
-    const dedup = rr.rdata.toString('latin1')
-    if (set.seen.has(dedup)) continue // RFC 2181 5: an RRset is a set; exact duplicates collapse.
-    set.seen.add(dedup)
-    set.rdatas.push(rr.rdata)
+    addRdata(set, rr.rdata)
   }
 
   const filePos: SourcePos = { file, line: 1 }
@@ -98,15 +112,21 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
 
   // Zone cuts: NS below the apex. Everything beneath a cut belongs to the child zone.
   const cuts: Name[] = []
+  const cutKeys = new Map<string, Name>()
   for (const [key, node] of nodes) {
     const owner = names.get(key)!
-    if (key !== apex.key && node.has(T.NS)) cuts.push(owner)
+    if (key !== apex.key && node.has(T.NS)) {
+      cuts.push(owner)
+      cutKeys.set(key, owner)
+    }
     if (key !== apex.key && node.has(T.SOA)) {
       errors.push(new ZoneError(node.get(T.SOA)!.pos, 'SOA', `SOA record at ${nameToString(owner)}, not at the apex`))
     }
   }
 
+  count = 0
   for (const [key, node] of nodes) {
+    if (++count % PER_STEP === 0) yield
     const owner = names.get(key)!
     const cname = node.get(T.CNAME)
     if (cname) {
@@ -128,7 +148,7 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
         new ZoneError(node.get(T.NS)!.pos, 'NS', 'NS records at a wildcard name have undefined meaning (RFC 4592 4.2)'),
       )
     }
-    const cut = cuts.find((c) => c.key !== key && isSubdomain(owner, c))
+    const cut = cutAbove(cutKeys, owner, apex)
     const atCut = key !== apex.key && node.has(T.NS)
     for (const [type, set] of node) {
       if ((cut && !GLUE.has(type)) || (atCut && !AT_CUT.has(type))) {
@@ -177,7 +197,9 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
   if (errors.length > 0 || !soaSet) return { zone: undefined, errors, warnings }
 
   const frozen = new Map<string, ReadonlyMap<number, RRset>>()
+  count = 0
   for (const [key, node] of nodes) {
+    if (++count % PER_STEP === 0) yield
     const m = new Map<number, RRset>()
     for (const [type, s] of node)
       m.set(type, Object.freeze({ owner: s.owner, type, ttl: s.ttl, rdatas: s.rdatas, pos: s.pos }))
@@ -187,6 +209,36 @@ export function validateZone(apex: Name, file: string, records: readonly RR[]): 
   const serial = soaRdata.readUInt32BE(soaRdata.length - 20)
   const soa = frozen.get(apex.key)!.get(T.SOA)!
   return { zone: { apex, file, soa, serial, nodes: frozen, names }, errors, warnings }
+}
+
+/** RFC 2181 5: an RRset is a set, so exact duplicates collapse. Small sets compare bytes; large ones hash. */
+function addRdata(set: OpenSet, rdata: Buffer): void {
+  const rdatas = set.rdatas
+  if (set.seen === undefined) {
+    for (const r of rdatas) if (r.equals(rdata)) return
+    rdatas.push(rdata)
+    if (rdatas.length >= 16) set.seen = new Set(rdatas.map((r) => r.toString('latin1')))
+    return
+  }
+  const key = rdata.toString('latin1')
+  if (set.seen.has(key)) return
+  set.seen.add(key)
+  rdatas.push(rdata)
+}
+
+/**
+ * The highest delegation at or strictly above `owner` (`self` says which), found by walking up the
+ * owner's labels: one Map probe per label instead of a scan of every cut per name.
+ */
+function cutAbove(cutKeys: ReadonlyMap<string, Name>, owner: Name, apex: Name, self = false): Name | undefined {
+  if (cutKeys.size === 0) return undefined
+  let found = self ? cutKeys.get(owner.key) : undefined
+  let key = owner.key
+  for (let labels = owner.labels; labels > apex.labels + 1; labels--) {
+    key = key.slice(key.charCodeAt(0) + 1)
+    found = cutKeys.get(key) ?? found
+  }
+  return found
 }
 
 /** Reads an uncompressed wire name from rdata (names in stored rdata are never compressed). */
@@ -200,9 +252,9 @@ export function readName(buf: Buffer, offset: number): Name | undefined {
 /** Where a load-balanced name collides with the zone's static data. */
 export function validateServices(zone: ZoneData, services: readonly ServiceConfig[]): ZoneError[] {
   const errors: ZoneError[] = []
-  const cuts = [...zone.nodes]
-    .filter(([key, node]) => key !== zone.apex.key && node.has(T.NS))
-    .map(([key]) => zone.names.get(key)!)
+  const cutKeys = new Map<string, Name>()
+  for (const [key, node] of zone.nodes)
+    if (key !== zone.apex.key && node.has(T.NS)) cutKeys.set(key, zone.names.get(key)!)
   for (const s of services) {
     const pos = { file: zone.file, line: s.line }
     const field = `services.${nameToString(s.owner)}`
@@ -219,7 +271,7 @@ export function validateServices(zone: ZoneData, services: readonly ServiceConfi
         )
       }
     }
-    const cut = cuts.find((c) => isSubdomain(s.owner, c))
+    const cut = isSubdomain(s.owner, zone.apex) ? cutAbove(cutKeys, s.owner, zone.apex, true) : undefined
     if (cut)
       errors.push(
         new ZoneError(pos, field, `${nameToString(s.owner)} is at or below the delegation ${nameToString(cut)}`),

@@ -4,13 +4,14 @@
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   DEFAULT_LISTEN,
   parseListen,
   parseNsid,
+  parseWorkers,
   resolveServeConfig,
   type ServeFlags,
 } from '../../../src/config/server-config.ts'
@@ -121,6 +122,7 @@ describe('resolveServeConfig from flags', () => {
       maxUdpSize: 1232,
       tcp: DEFAULT_TCP_LIMITS,
       watch: true,
+      workers: 1,
       geoip: [],
       redis: undefined,
       redisSentinel: undefined,
@@ -229,6 +231,7 @@ describe('resolveServeConfig with --config', () => {
       maxUdpSize: 1400,
       tcp: { ...DEFAULT_TCP_LIMITS, idleTimeoutMs: 2000, maxConnections: 10 },
       watch: false,
+      workers: 1,
       geoip: ['/srv/geo/city.mmdb', '/srv/geo/asn.mmdb'],
       redis: 'rediss://u:p@127.0.0.1:6380/0',
       redisSentinel: {
@@ -391,5 +394,27 @@ describe('resolveServeConfig with --config', () => {
   it('rejects a boolean queryLogSample', () => {
     const path = configFile('queryLogSample: true')
     expect(configError(() => resolveServeConfig({ config: path })).message).toMatch(/query-?log-?sample/i)
+  })
+})
+
+describe('workers', () => {
+  it('takes 1..64 threads or auto (one per available core), from the flag or the file', () => {
+    expect(parseWorkers('1', '--workers', 'linux')).toBe(1)
+    expect(parseWorkers('64', '--workers', 'linux')).toBe(64)
+    expect(parseWorkers('auto', '--workers', 'linux')).toBe(Math.min(availableParallelism(), 64))
+    expect(resolveServeConfig({ config: configFile('workers: 1') }).workers).toBe(1)
+    expect(resolveServeConfig({ config: configFile('workers: 1'), workers: '1' }).workers).toBe(1)
+  })
+
+  it('rejects other counts, naming the flag or the file key', () => {
+    for (const bad of ['0', '65', '1.5', '', 'two'])
+      expect(configError(() => parseWorkers(bad, '--workers', 'linux')).message).toContain('--workers: expected')
+    const path = configFile('workers: 0')
+    expect(configError(() => resolveServeConfig({ config: path })).message).toContain(`${path}: workers: expected`)
+  })
+
+  it('refuses more than one worker where SO_REUSEPORT does not balance', () => {
+    expect(parseWorkers('1', '--workers', 'darwin')).toBe(1)
+    expect(configError(() => parseWorkers('2', '--workers', 'darwin')).message).toContain('darwin')
   })
 })

@@ -1,0 +1,393 @@
+/**
+ * @module workers/pool
+ * The main thread's side of `serve --workers N`: starts N data-plane worker threads
+ * (`workers/worker.ts`), keeps each one's health view equal to the main thread's, forwards zone
+ * reloads, gathers their query counts for `/metrics`, restarts a worker that dies, and stops them
+ * all gracefully. The main thread itself answers no DNS in this mode (see `serve.ts`).
+ *
+ * The kernel spreads queries over the workers' SO_REUSEPORT sockets by flow hash, so no thread
+ * hands queries to another: each worker's query path is as short as the single-thread server's.
+ */
+
+import { createSocket } from 'node:dgram'
+import { createServer, isIPv6 } from 'node:net'
+import { Worker } from 'node:worker_threads'
+import type { ServeConfig } from '../config/server-config.ts'
+import { GslbError } from '../errors.ts'
+import type { HealthStore } from '../health/state.ts'
+import type { Logger } from '../log.ts'
+import { mergeCounts, NO_COUNTS, type QueryCountsData, totalQueries, type WorkerFigures } from '../ops/metrics.ts'
+import type { ListenAddress } from '../server/index.ts'
+import type { TcpStats } from '../server/tcp.ts'
+import type { FromWorker, ToWorker, WorkerCounts, WorkerSettings } from './protocol.ts'
+
+/** A worker could not start (zones, geo database or listen addresses); the server does not start. */
+export class WorkerStartError extends GslbError {
+  override readonly code = 'GSLB_ERR_WORKER_START'
+}
+
+/** Run from sources the entry is the `.ts` file (type stripping); after `npm run build`, the `.js`. */
+const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+
+/** First restart delay after a crash; doubled per crash in a row, up to the maximum. */
+const RESTART_MIN_MS = 100
+const RESTART_MAX_MS = 30_000
+/** A worker that ran this long before dying is not crash-looping: its next restart is quick again. */
+const STABLE_MS = 60_000
+/** How long a scrape waits for a worker's counts before using the last ones it gave. */
+const PULL_TIMEOUT_MS = 1_000
+/**
+ * Counts are also fetched this often between scrapes, so a worker that crashes takes at most this
+ * much of its counting with it (a worker's counts live in its own memory). One message and a copy
+ * of its totals per worker per interval: noise next to the queries it answers.
+ */
+const PULL_EVERY_MS = 1_000
+/** Extra time, past the TCP grace period, before a stopping worker is terminated. */
+const STOP_MARGIN_MS = 2_000
+
+const NO_TCP: TcpStats = Object.freeze({ connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 })
+const NO_FIGURES: WorkerCounts = Object.freeze({
+  counts: NO_COUNTS,
+  tcp: NO_TCP,
+  rrl: { sent: 0, dropped: 0, slipped: 0 },
+})
+
+/** Sum of two workers' (or incarnations') figures; open connections only count for live ones. */
+function add(a: WorkerCounts, b: WorkerCounts): WorkerCounts {
+  return {
+    counts: mergeCounts([a.counts, b.counts]),
+    tcp: {
+      connections: a.tcp.connections + b.tcp.connections,
+      rejectedTotal: a.tcp.rejectedTotal + b.tcp.rejectedTotal,
+      rejectedPerSource: a.tcp.rejectedPerSource + b.tcp.rejectedPerSource,
+      shortFrames: a.tcp.shortFrames + b.tcp.shortFrames,
+    },
+    rrl: {
+      sent: a.rrl.sent + b.rrl.sent,
+      dropped: a.rrl.dropped + b.rrl.dropped,
+      slipped: a.rrl.slipped + b.rrl.slipped,
+    },
+  }
+}
+
+/**
+ * Fails with EADDRINUSE when another process already holds an address. SO_REUSEPORT would let a
+ * second `gslb serve --workers N` of the same user join the first one's sockets and share its
+ * traffic without a word; an ordinary bind first, released at once, keeps that an error.
+ */
+async function assertFree(addresses: readonly ListenAddress[]): Promise<void> {
+  for (const { host, port } of addresses) {
+    if (port === 0) continue
+    const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) })
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject)
+      udp.bind(port, host, () => resolve())
+    }).finally(() => new Promise<void>((r) => udp.close(() => r())).catch(() => {}))
+    const tcp = createServer()
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject)
+      tcp.listen({ host, port, ipv6Only: isIPv6(host) }, () => resolve())
+    }).finally(() => new Promise<void>((r) => tcp.close(() => r())))
+  }
+}
+
+interface Slot {
+  readonly index: number
+  worker: Worker | undefined
+  ready: boolean
+  startedAt: number
+  restarts: number
+  backoffMs: number
+  timer: NodeJS.Timeout | undefined
+  /** Why the current incarnation failed (to start), when it said so before exiting. */
+  failure: string | undefined
+  /** The current incarnation's figures as of the last pull. */
+  last: WorkerCounts
+  /**
+   * Earlier incarnations' figures (their last pull), so a restart does not make counters go back.
+   * What a crashed worker counted after its last pull (at most PULL_EVERY_MS ago) is lost with it.
+   */
+  retired: WorkerCounts
+  /** Settles the start of the current incarnation (only while `start()` waits for it). */
+  starting: { resolve: (a: readonly ListenAddress[]) => void; reject: (e: Error) => void } | undefined
+  /** Resolves when the current incarnation has exited (only while `close()` waits for it). */
+  exited: (() => void) | undefined
+}
+
+export interface PoolOptions {
+  readonly count: number
+  readonly cfg: ServeConfig
+  /** The main thread's health store: the source of truth every worker follows. */
+  readonly health: HealthStore
+  readonly log: Logger
+}
+
+export class WorkerPool {
+  readonly #opts: PoolOptions
+  readonly #slots: Slot[]
+  readonly #pending = new Map<number, () => void>()
+  #addresses: readonly ListenAddress[]
+  #nextId = 0
+  #closing = false
+  #healthQueued = false
+  #pullTimer: NodeJS.Timeout | undefined
+  readonly #unsubscribe: () => void
+
+  private constructor(opts: PoolOptions) {
+    this.#opts = opts
+    this.#addresses = opts.cfg.listen
+    this.#slots = Array.from({ length: opts.count }, (_, index) => ({
+      index,
+      worker: undefined,
+      ready: false,
+      startedAt: 0,
+      restarts: 0,
+      backoffMs: RESTART_MIN_MS,
+      timer: undefined,
+      failure: undefined,
+      last: NO_FIGURES,
+      retired: NO_FIGURES,
+      starting: undefined,
+      exited: undefined,
+    }))
+    // Several replaces in one turn of the event loop (a store refresh, then a rebuild) go out as one
+    // message per worker, carrying the latest view.
+    this.#unsubscribe = opts.health.subscribe(() => {
+      if (this.#healthQueued) return
+      this.#healthQueued = true
+      queueMicrotask(() => {
+        this.#healthQueued = false
+        this.#broadcastHealth()
+      })
+    })
+  }
+
+  /**
+   * Starts every worker and resolves once all of them answer. With a port 0 among the addresses,
+   * worker 0 binds first and the others join the ports it got. Any worker failing to start stops
+   * the others and rejects with a WorkerStartError.
+   */
+  static async start(opts: PoolOptions): Promise<WorkerPool> {
+    await assertFree(opts.cfg.listen)
+    const pool = new WorkerPool(opts)
+    try {
+      const [first, ...rest] = pool.#slots
+      if (opts.cfg.listen.some((a) => a.port === 0)) {
+        pool.#addresses = await pool.#startAndWait(first!)
+        await Promise.all(rest.map((s) => pool.#startAndWait(s)))
+      } else {
+        await Promise.all(pool.#slots.map((s) => pool.#startAndWait(s)))
+      }
+    } catch (err) {
+      await pool.close(0)
+      throw err
+    }
+    pool.#pullTimer = setInterval(() => void pool.pull(), PULL_EVERY_MS).unref()
+    return pool
+  }
+
+  /** The addresses the workers answer on (ports resolved). */
+  get addresses(): readonly ListenAddress[] {
+    return this.#addresses
+  }
+
+  /** Workers answering now. */
+  get answering(): number {
+    return this.#slots.filter((s) => s.ready).length
+  }
+
+  /** Every worker reloads its zone set (SIGHUP). */
+  reload(reason: string): void {
+    this.#broadcast({ type: 'reload', reason })
+  }
+
+  /**
+   * Asks every worker for its counts (at scrape time) and returns them, earlier incarnations
+   * included; a worker that does not reply in time contributes the counts it gave last.
+   */
+  async pull(): Promise<QueryCountsData[]> {
+    await Promise.all(this.#slots.map((s) => this.#ask(s)))
+    return this.#slots.flatMap((s) => [s.retired.counts, s.last.counts])
+  }
+
+  /** Per-slot figures as of the last pull. */
+  figures(): WorkerFigures[] {
+    return this.#slots.map((s) => ({
+      worker: s.index,
+      queries: totalQueries(s.retired.counts) + totalQueries(s.last.counts),
+      restarts: s.restarts,
+      up: s.ready,
+    }))
+  }
+
+  /** TCP figures summed over the workers, as of the last pull. */
+  tcpStats(): TcpStats {
+    return this.#total().tcp
+  }
+
+  /** RRL decisions summed over the workers, as of the last pull (each worker limits on its own). */
+  rrlStats(): { sent: number; dropped: number; slipped: number } {
+    return this.#total().rrl
+  }
+
+  /** Stops every worker: listeners close, open TCP connections get `graceMs` to take their answers. */
+  async close(graceMs = 5_000): Promise<void> {
+    this.#closing = true
+    clearInterval(this.#pullTimer)
+    this.#unsubscribe()
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        clearTimeout(s.timer)
+        const w = s.worker
+        if (w === undefined) return
+        const exited = new Promise<void>((r) => {
+          s.exited = r
+        })
+        this.#post(w, { type: 'stop', graceMs })
+        const deadline = setTimeout(() => {
+          this.#opts.log.warn({ worker: s.index }, 'worker did not stop in time; terminating it')
+          void w.terminate()
+        }, graceMs + STOP_MARGIN_MS)
+        await exited
+        clearTimeout(deadline)
+      }),
+    )
+  }
+
+  #total(): WorkerCounts {
+    let sum = NO_FIGURES
+    for (const s of this.#slots) sum = add(add(sum, s.retired), s.last)
+    return sum
+  }
+
+  #startAndWait(slot: Slot): Promise<readonly ListenAddress[]> {
+    return new Promise((resolve, reject) => {
+      slot.starting = { resolve, reject }
+      this.#spawn(slot)
+    })
+  }
+
+  #spawn(slot: Slot): void {
+    const cfg = this.#opts.cfg
+    const settings: WorkerSettings = {
+      index: slot.index,
+      zones: cfg.zones,
+      listen: this.#addresses,
+      watch: cfg.watch,
+      tcp: cfg.tcp,
+      maxUdpSize: cfg.maxUdpSize,
+      nsid: cfg.nsid,
+      chaosId: cfg.chaosId,
+      chaosVersion: cfg.chaosVersion,
+      geoip: cfg.geoip,
+      rrl: cfg.rrl,
+      logLevel: cfg.logLevel,
+      queryLogSample: cfg.queryLogSample,
+      health: this.#opts.health.current.data(),
+    }
+    const w = new Worker(ENTRY, { workerData: settings, name: `gslb-worker-${slot.index}` })
+    slot.worker = w
+    slot.ready = false
+    slot.failure = undefined
+    slot.startedAt = Date.now()
+    w.on('message', (m: FromWorker) => this.#onMessage(slot, w, m))
+    w.on('error', (err) => {
+      slot.failure ??= err.message
+      this.#opts.log.error({ err, worker: slot.index }, 'worker thread failed')
+    })
+    w.on('exit', (code) => this.#onExit(slot, w, code))
+  }
+
+  #onMessage(slot: Slot, w: Worker, m: FromWorker): void {
+    if (slot.worker !== w) return
+    switch (m.type) {
+      case 'ready':
+        slot.ready = true
+        // The view may have changed while the worker was loading zones; it started from the one
+        // of its creation, and every change since was posted after that, in order. Nothing to do.
+        if (slot.starting) {
+          slot.starting.resolve(m.addresses)
+          slot.starting = undefined
+        } else {
+          this.#opts.log.info({ worker: slot.index, restarts: slot.restarts }, 'worker restarted and answering')
+        }
+        break
+      case 'failed':
+        slot.failure = m.message
+        // It has closed what it opened; make sure the thread ends so the exit handler runs.
+        void w.terminate()
+        break
+      case 'counts':
+        slot.last = { counts: m.counts, tcp: m.tcp, rrl: m.rrl }
+        this.#pending.get(m.id)?.()
+        this.#pending.delete(m.id)
+        break
+      case 'stopped':
+        break
+    }
+  }
+
+  #onExit(slot: Slot, w: Worker, code: number): void {
+    if (slot.worker !== w) return
+    slot.worker = undefined
+    slot.ready = false
+    slot.retired = add(slot.retired, { ...slot.last, tcp: { ...slot.last.tcp, connections: 0 } })
+    slot.last = NO_FIGURES
+    if (slot.exited) {
+      slot.exited()
+      slot.exited = undefined
+    }
+    if (slot.starting) {
+      const why = slot.failure ?? `the thread exited with code ${code}`
+      slot.starting.reject(new WorkerStartError(`worker ${slot.index} could not start: ${why}`))
+      slot.starting = undefined
+      return
+    }
+    if (this.#closing) return
+    // A crash outside the query path (the query path turns its own bugs into SERVFAIL). The other
+    // workers keep answering; this slot comes back after a delay that grows while it keeps dying.
+    const lived = Date.now() - slot.startedAt
+    if (lived >= STABLE_MS) slot.backoffMs = RESTART_MIN_MS
+    const delay = slot.backoffMs
+    slot.backoffMs = Math.min(slot.backoffMs * 2, RESTART_MAX_MS)
+    slot.restarts++
+    this.#opts.log.error(
+      { worker: slot.index, code, livedMs: lived, restartInMs: delay, reason: slot.failure },
+      'worker thread stopped unexpectedly; restarting it',
+    )
+    slot.timer = setTimeout(() => {
+      slot.timer = undefined
+      if (!this.#closing) this.#spawn(slot)
+    }, delay)
+  }
+
+  #ask(slot: Slot): Promise<void> {
+    const w = slot.worker
+    if (w === undefined) return Promise.resolve()
+    const id = this.#nextId++
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        resolve()
+      }, PULL_TIMEOUT_MS)
+      this.#pending.set(id, () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      this.#post(w, { type: 'counts', id })
+    })
+  }
+
+  #broadcastHealth(): void {
+    if (this.#closing) return
+    this.#broadcast({ type: 'health', data: this.#opts.health.current.data() })
+  }
+
+  #broadcast(m: ToWorker): void {
+    for (const s of this.#slots) if (s.worker !== undefined) this.#post(s.worker, m)
+  }
+
+  #post(w: Worker, m: ToWorker): void {
+    w.postMessage(m)
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * @module workers/worker
+ * Entry point of one data-plane worker thread of `serve --workers N` (started by `WorkerPool`).
+ * It is a whole DNS server minus the control plane: its own zone set (loaded and watched like the
+ * main thread's), Answerer, geo database, RRL table and UDP + TCP listeners bound with
+ * SO_REUSEPORT on the configured addresses. Health comes from the main thread as snapshots; the
+ * query path reads the last one it was given and never waits for a message.
+ *
+ * Loaded by Node as `.ts` (type stripping) or as the compiled `.js`: erasable syntax only.
+ */
+
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
+import { ResponseRateLimiter } from '../dns/rrl.ts'
+import { GeoDatabase } from '../geo/reader.ts'
+import { HealthSnapshot, HealthStore } from '../health/state.ts'
+import { createLogger } from '../log.ts'
+import { NO_COUNTS, QueryCounters } from '../ops/metrics.ts'
+import { Answerer } from '../query/handle.ts'
+import { type RunningServer, startServer } from '../server/index.ts'
+import type { FromWorker, ToWorker, WorkerSettings } from './protocol.ts'
+
+function mainPort(): MessagePort {
+  if (parentPort === null) throw new Error('workers/worker.ts runs as a worker thread of gslb serve --workers N')
+  return parentPort
+}
+const port = mainPort()
+const settings = workerData as WorkerSettings
+const log = createLogger(settings.logLevel).child({ worker: settings.index })
+const send = (m: FromWorker): void => port.postMessage(m)
+
+const health = new HealthStore()
+health.replace(HealthSnapshot.fromData(settings.health))
+const rrl = settings.rrl ? new ResponseRateLimiter(settings.rrl) : undefined
+let counters: QueryCounters | undefined
+let server: RunningServer | undefined
+let geo: GeoDatabase | undefined
+let stopping: Promise<void> | undefined
+/** A reload asked for while the first load was under way: it may have read the files too early. */
+let reloadPending: string | undefined
+
+async function start(): Promise<void> {
+  try {
+    geo = await GeoDatabase.open(settings.geoip, log)
+    geo.watch()
+    const answerer = new Answerer({
+      nsid: settings.nsid === undefined ? undefined : Buffer.from(settings.nsid),
+      chaos: { id: settings.chaosId, version: settings.chaosVersion },
+      maxUdpSize: settings.maxUdpSize,
+      geo,
+      health,
+    })
+    const count = new QueryCounters(answerer)
+    counters = count
+    server = await startServer({
+      zonesDir: settings.zones,
+      listen: settings.listen,
+      log,
+      watch: settings.watch,
+      tcp: settings.tcp,
+      answerer,
+      observe: (query, response, transport) => count.count(query, response, transport),
+      queryLogSample: settings.queryLogSample,
+      reusePort: true,
+      logZones: false,
+      ...(rrl ? { rrl } : {}),
+    })
+    if (reloadPending !== undefined) server.reload(reloadPending)
+    if (stopping === undefined) send({ type: 'ready', addresses: server.addresses })
+  } catch (err) {
+    // The error itself may not survive structured clone (class, code); its message does.
+    send({ type: 'failed', message: (err as Error).message })
+    geo?.close()
+    port.close()
+  }
+}
+
+async function stop(graceMs: number): Promise<void> {
+  await server?.close(graceMs)
+  geo?.close()
+  send({ type: 'stopped' })
+  // With the port closed and the listeners gone nothing keeps the thread alive: it ends by itself.
+  port.close()
+}
+
+// Listening from the first line, before any await: the main thread may post health changes, a
+// reload or a stop while the zones are still loading, and none of them may be lost.
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'health':
+      health.replace(HealthSnapshot.fromData(m.data))
+      break
+    case 'reload':
+      if (server === undefined) reloadPending = m.reason
+      else void server.reloadLive(m.reason)
+      break
+    case 'counts': {
+      const r = rrl?.stats()
+      send({
+        type: 'counts',
+        id: m.id,
+        counts: counters?.data() ?? NO_COUNTS,
+        tcp: server?.tcpStats() ?? { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 },
+        rrl: { sent: r?.sent ?? 0, dropped: r?.dropped ?? 0, slipped: r?.slipped ?? 0 },
+      })
+      break
+    }
+    case 'stop':
+      stopping ??= startup.then(() => stop(m.graceMs))
+      break
+  }
+})
+
+// A stop that arrives while starting waits for the start, then closes what it opened.
+const startup = start()

@@ -1,0 +1,60 @@
+/**
+ * @module zone/cooperative
+ * Long loads written once, run two ways. Parsing, validating and compiling a large zone set takes
+ * seconds; those stages are generators that `yield` at safe points (between records, names,
+ * services), and the caller decides what a yield means:
+ *
+ * - `runSync` ignores them: startup and `gslb check`, where nothing else has to run meanwhile.
+ * - `runSliced` hands the event loop back once a slice of `sliceMs` has passed, so a live reload
+ *   lets queries be answered between slices (the table is still swapped whole at the end).
+ *
+ * A yield costs a generator resume per frame of `yield*` nesting, so stages yield every few dozen
+ * units of work (well under a millisecond), never per byte. Steps are kept that small because V8's
+ * incremental marking runs inside whatever step allocates, and the slicer can only look at the
+ * clock between steps.
+ */
+
+/** A stage that may pause at each `yield` and finally returns T. */
+export type Steps<T> = Generator<void, T, void>
+
+/** Runs a stage to completion without pausing. */
+export function runSync<T>(steps: Steps<T>): T {
+  for (;;) {
+    const r = steps.next()
+    if (r.done) return r.value
+  }
+}
+
+/** Time slice a live reload runs before letting the event loop answer queries. */
+export const DEFAULT_SLICE_MS = 5
+
+/** A turn of the event loop longer than this was busy (answering queries, collecting garbage); an idle one takes ~30 µs. */
+const BUSY_TURN_MS = 0.2
+/** At most this many extra turns between two slices, so a reload under heavy load still progresses. */
+const MAX_EXTRA_TURNS = 64
+
+/**
+ * Runs a stage in slices of about `sliceMs`, returning to the event loop (setImmediate: pending
+ * I/O, so queries, goes first) between them. `onPause` counts the pauses (tests, logs).
+ *
+ * One turn of the loop reads at most 32 datagrams per socket (libuv), so when a slice and a garbage
+ * collection pause together outlast that, queries queue up and each slice would add to the queue.
+ * When a turn comes back busy, another one follows before the next slice, until one comes back
+ * idle: the queue drains instead of growing.
+ */
+export async function runSliced<T>(steps: Steps<T>, sliceMs = DEFAULT_SLICE_MS, onPause?: () => void): Promise<T> {
+  let start = performance.now()
+  for (;;) {
+    const r = steps.next()
+    if (r.done) return r.value
+    if (performance.now() - start >= sliceMs) {
+      onPause?.()
+      for (let extra = 0; extra <= MAX_EXTRA_TURNS; extra++) {
+        const away = performance.now()
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        if (performance.now() - away < BUSY_TURN_MS) break
+      }
+      start = performance.now()
+    }
+  }
+}
