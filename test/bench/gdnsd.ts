@@ -14,7 +14,6 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { createSocket } from 'node:dgram'
 import {
   accessSync,
   constants,
@@ -29,6 +28,7 @@ import { delimiter, join } from 'node:path'
 import { GEO_ROWS } from '../../geoip/tools/build-test-dbs.ts'
 import { type MmdbEntry, type MmdbMap, writeMmdb } from '../../geoip/tools/mmdb-writer.ts'
 import { GeoDatabase } from '../../src/geo/reader.ts'
+import { exited, shellQuote, waitExit, waitReady } from './process.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')
 const TEMPLATE_DIR = join(ROOT, 'test/bench/gdnsd')
@@ -219,57 +219,6 @@ process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL')
 })
 
-function shellQuote(args: readonly string[]): string {
-  return args.map((a) => (/^[\w@%+=:,./[\]-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    child.once('exit', () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-}
-
-/** Sends `www.bench.example A` every 100 ms until a reply arrives, gdnsd exits or time runs out. */
-function waitReady(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const q = Buffer.concat([
-    Buffer.from([0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-    ...'www.bench.example'.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
-    Buffer.from([0, 0, 1, 0, 1]),
-  ])
-  return new Promise((resolve, reject) => {
-    const sock = createSocket('udp4')
-    const done = (err?: Error): void => {
-      clearInterval(tick)
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      sock.close()
-      if (err) reject(err)
-      else resolve()
-    }
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
-      done(new Error(`exited (${signal ?? `code ${code}`}) before answering`))
-    child.once('exit', onExit)
-    sock.on('message', (m) => {
-      if (m.length >= 12 && m[0] === 0x12 && m[1] === 0x34) done()
-    })
-    // ICMP port unreachable before gdnsd binds surfaces here; keep polling.
-    sock.on('error', () => {})
-    const send = (): void => sock.send(q, port, HOST)
-    const tick = setInterval(send, 100)
-    const timer = setTimeout(() => done(new Error(`no answer on ${HOST}:${port} within ${timeoutMs} ms`)), timeoutMs)
-    send()
-  })
-}
-
 /**
  * Starts gdnsd on 127.0.0.1:`port` and resolves once it answers a query there. Throws (after
  * stopping it) with gdnsd's log if it exits or stays silent for 15 s.
@@ -315,7 +264,7 @@ export async function startGdnsd(opts: GdnsdOptions): Promise<GdnsdTarget> {
     },
   }
   try {
-    await Promise.race([waitReady(opts.port, child, READY_TIMEOUT_MS), spawnError])
+    await Promise.race([waitReady(opts.port, child, READY_TIMEOUT_MS, 'www.bench.example'), spawnError])
   } catch (e) {
     await target.stop()
     throw new Error(`gdnsd did not start: ${(e as Error).message}\n${target.command}\n${err}`)

@@ -14,7 +14,6 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { createSocket } from 'node:dgram'
 import {
   closeSync,
   createReadStream,
@@ -25,13 +24,14 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import { createServer } from 'node:net'
 import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { seededRandom } from '../../src/policy/random.ts'
+import { freePort } from '../helpers/process.ts'
 import { gdnsdAvailable, startGdnsd } from './gdnsd.ts'
+import { shellQuote, waitExit, waitReady } from './process.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')
 const ZONES_DIR = 'test/bench/zones'
@@ -454,11 +454,6 @@ function track(child: ChildProcess): ChildProcess {
 function withPin(cpu: number | undefined, cmd: string, args: string[]): [string, string[]] {
   return cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]]
 }
-
-function shellQuote(args: readonly string[]): string {
-  return args.map((a) => (/^[\w@%+=:,./[\]-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
-}
-
 interface Target {
   readonly name: string
   readonly pid: number | undefined
@@ -467,18 +462,6 @@ interface Target {
   stderr(): string
   stop(): Promise<number | null>
 }
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    child.once('exit', () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-}
-
 async function startTarget(name: string, cpu: number | undefined, script: string, args: string[]): Promise<Target> {
   const port = await freePort()
   const fullArgs = args.map((a) => a.replace('{PORT}', String(port)))
@@ -506,63 +489,12 @@ async function startTarget(name: string, cpu: number | undefined, script: string
     },
   }
   try {
-    await waitReady(port, child, 15_000)
+    await waitReady(port, child, 15_000, `www.${ZONE}`)
   } catch (e) {
     await target.stop()
     throw new Error(`${name} did not start: ${(e as Error).message}\n${err}`)
   }
   return target
-}
-
-/** A port free for both UDP and TCP on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer()
-      srv.once('error', reject)
-      srv.listen(0, HOST, () => {
-        const p = (srv.address() as { port: number }).port
-        srv.close(() => resolve(p))
-      })
-    })
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4')
-      s.once('error', () => resolve(false))
-      s.bind(port, HOST, () => s.close(() => resolve(true)))
-    })
-    if (udpFree) return port
-  }
-  throw new Error('no free port on 127.0.0.1')
-}
-
-/** Sends `www.bench.example A` every 100 ms until a reply arrives, the child exits or time runs out. */
-function waitReady(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const q = Buffer.concat([
-    Buffer.from([0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-    ...`www.${ZONE}`.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
-    Buffer.from([0, 0, 1, 0, 1]),
-  ])
-  return new Promise((resolve, reject) => {
-    const sock = createSocket('udp4')
-    const done = (err?: Error): void => {
-      clearInterval(tick)
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      sock.close()
-      if (err) reject(err)
-      else resolve()
-    }
-    const onExit = (code: number | null): void => done(new Error(`exited with code ${code} before answering`))
-    child.once('exit', onExit)
-    sock.on('message', (m) => {
-      if (m.length >= 12 && m[0] === 0x12 && m[1] === 0x34) done()
-    })
-    sock.on('error', () => {})
-    const send = (): void => sock.send(q, port, HOST)
-    const tick = setInterval(send, 100)
-    const timer = setTimeout(() => done(new Error(`no answer on ${HOST}:${port} within ${timeoutMs} ms`)), timeoutMs)
-    send()
-  })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,12 +28,13 @@ import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { copyFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { seededRandom } from '../../src/policy/random.ts'
+import { freePort } from '../helpers/process.ts'
+import { shellQuote, waitExit } from './process.ts'
 import { type GeneratedZones, generateZones } from './scale/generate.ts'
 import { encodeQuery, type StallFigures, type StreamResult, stallFigures } from './scale/stream.ts'
 
@@ -118,18 +119,6 @@ function parseOptions(argv: string[]): Options | 'help' {
 // Processes
 
 const live = new Set<ChildProcess>()
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    child.once('exit', () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-}
-
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   child.kill('SIGTERM')
@@ -138,31 +127,6 @@ async function stop(child: ChildProcess): Promise<void> {
     await waitExit(child, 2000)
   }
 }
-
-function shellQuote(args: readonly string[]): string {
-  return args.map((a) => (/^[\w@%+=:,./[\]-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
-}
-
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer()
-      srv.once('error', reject)
-      srv.listen(0, HOST, () => {
-        const p = (srv.address() as { port: number }).port
-        srv.close(() => resolve(p))
-      })
-    })
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4')
-      s.once('error', () => resolve(false))
-      s.bind(port, HOST, () => s.close(() => resolve(true)))
-    })
-    if (udpFree) return port
-  }
-  throw new Error('no free port on 127.0.0.1')
-}
-
 function tasksetOk(): boolean {
   const r = spawnSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' })
   return !r.error && r.status === 0 && cpus().length >= 2
