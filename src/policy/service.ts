@@ -330,16 +330,16 @@ export class CompiledService {
       case 'address': {
         const list = six ? mode.v6 : mode.v4
         if (list.length === 0) return NODATA_ALL_DOWN
-        return this.#intern(six ? T.AAAA : T.A, [], this.config.degradedTtl, true, true, false, six, () => ({
+        return this.#intern(six ? T.AAAA : T.A, [], this.config.degradedTtl, true, true, false, six, {
           rdatas: list.map((a) => parseAddress(a)!.bytes),
           values: list,
-        }))
+        })
       }
       case 'cname':
-        return this.#intern(T.CNAME, [], this.config.degradedTtl, true, true, false, six, () => ({
+        return this.#intern(T.CNAME, [], this.config.degradedTtl, true, true, false, six, {
           rdatas: [mode.target.wire],
           values: [nameToString(mode.target)],
-        }))
+        })
       case 'nodata':
         return NODATA_ALL_DOWN
       case 'servfail':
@@ -390,20 +390,10 @@ export class CompiledService {
       if (!degraded && this.#degraded(e.pool, health)) degraded = true
     }
     if (degraded && this.config.degradedTtl < ttl) ttl = this.config.degradedTtl
-    if (cnameEp !== undefined) {
-      const target = cnameEp.cname!
-      return this.#intern(T.CNAME, [cnameEp], ttl, allDown, degraded, false, six, () => ({
-        rdatas: [target.wire],
-        values: [nameToString(target)],
-      }))
-    }
+    if (cnameEp !== undefined) return this.#intern(T.CNAME, [cnameEp], ttl, allDown, degraded, false, six)
     const shuffle = this.#unordered !== undefined && out.length > 1
     if (shuffle && !ascending(out)) out = [...out].sort((a, b) => a.index - b.index)
-    const rd = six ? this.#rdata6 : this.#rdata4
-    return this.#intern(six ? T.AAAA : T.A, out, ttl, allDown, degraded, shuffle, six, () => ({
-      rdatas: out.map((e) => rd.get(e)!),
-      values: out.map((e) => (six ? e.address6! : e.address4!)),
-    }))
+    return this.#intern(six ? T.AAAA : T.A, out, ttl, allDown, degraded, shuffle, six)
   }
 
   /**
@@ -418,7 +408,8 @@ export class CompiledService {
     degraded: boolean,
     shuffle: boolean,
     six: boolean,
-    make: () => { rdatas: readonly Buffer[]; values: readonly string[] },
+    /** The records of an answer not made of endpoints (all-down address or CNAME); else derived. */
+    fixed?: { readonly rdatas: readonly Buffer[]; readonly values: readonly string[] },
   ): Answer {
     const slot = endpoints.length === 1 ? endpoints[0]!.index * 2 + (six ? 1 : 0) : -1
     if (slot >= 0) {
@@ -451,7 +442,8 @@ export class CompiledService {
       if (slot >= 0) this.#single[slot] = found
       return found
     }
-    const { rdatas, values } = make()
+    // Only on a miss: a repeated decision costs no arrays and no closure.
+    const { rdatas, values } = fixed ?? this.#records(type, endpoints, six)
     const d: Answer = Object.freeze({
       kind: 'answer',
       type,
@@ -467,6 +459,19 @@ export class CompiledService {
     this.#interned.set(key, d)
     if (slot >= 0) this.#single[slot] = d
     return d
+  }
+
+  /** rdata and text of an answer made of endpoints: their CNAME target, or their addresses. */
+  #records(type: number, endpoints: readonly Endpoint[], six: boolean): { rdatas: Buffer[]; values: string[] } {
+    if (type === T.CNAME) {
+      const target = endpoints[0]!.cname!
+      return { rdatas: [target.wire], values: [nameToString(target)] }
+    }
+    const rd = six ? this.#rdata6 : this.#rdata4
+    return {
+      rdatas: endpoints.map((e) => rd.get(e)!),
+      values: endpoints.map((e) => (six ? e.address6! : e.address4!)),
+    }
   }
 
   #clearInterned(): void {
