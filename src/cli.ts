@@ -57,6 +57,8 @@ serve options:
   --no-watch                reload zones only on SIGHUP, not on file changes
   --workers N|auto          answer DNS on N threads sharing the listen addresses (SO_REUSEPORT,
                             Linux); auto = one per available core (default 1: no threads)
+  --udp-io MODE             auto (default): batched recvmmsg/sendmmsg where the addon is built
+                            (Linux), else dgram; batched (fail if unavailable); dgram
   --geoip PATH              MaxMind DB for geo policies (City, Country, ASN, ip-location-db),
                             repeatable; default: the bundled CC0 country database
   --redis URL               shared state (redis://, rediss://); default: in-memory, probes in-process
@@ -97,6 +99,7 @@ async function serve(args: string[]): Promise<number> {
       'chaos-version': { type: 'string' },
       'no-watch': { type: 'boolean' },
       workers: { type: 'string' },
+      'udp-io': { type: 'string' },
       geoip: { type: 'string', multiple: true },
       redis: { type: 'string' },
       'redis-prefix': { type: 'string' },

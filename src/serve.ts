@@ -204,6 +204,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       // for N cores leave it mostly idle, which is what keeps health changes prompt.
       listen: threaded ? [] : cfg.listen,
       queryLogSample: cfg.queryLogSample,
+      udpIo: cfg.udpIo,
       log,
       watch: cfg.watch,
       tcp: cfg.tcp,

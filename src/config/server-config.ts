@@ -15,6 +15,7 @@ import type { Quorum } from '../health/builder.ts'
 import { LOG_LEVELS } from '../log.ts'
 import type { ListenAddress } from '../server/index.ts'
 import { DEFAULT_TCP_LIMITS, type TcpLimits } from '../server/tcp.ts'
+import { UDP_IO_MODES, type UdpIo } from '../server/udp.ts'
 
 export interface ServeConfig {
   readonly zones: string
@@ -26,6 +27,8 @@ export interface ServeConfig {
   readonly chaosId: string | undefined
   readonly chaosVersion: string | undefined
   readonly maxUdpSize: number
+  /** How UDP datagrams are moved: batched (recvmmsg/sendmmsg addon), dgram, or auto (batched if built). */
+  readonly udpIo: UdpIo
   readonly tcp: TcpLimits
   readonly watch: boolean
   /**
@@ -139,6 +142,13 @@ export function parseWorkers(v: unknown, what = '--workers', platform: string = 
   return n
 }
 
+/** `--udp-io` / `udpIo`: auto (default), batched or dgram. */
+export function udpIo(v: unknown, what = '--udp-io'): UdpIo {
+  if (v === undefined) return 'auto'
+  if (typeof v === 'string' && (UDP_IO_MODES as readonly string[]).includes(v)) return v as UdpIo
+  throw new ConfigError(`${what}: expected one of ${UDP_IO_MODES.join(', ')}, got ${JSON.stringify(v)}`)
+}
+
 /** `127.0.0.1:5300`, `[::1]:5300`. IPv6 needs the brackets so the port is unambiguous. */
 export function parseListen(text: string): ListenAddress {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text)
@@ -169,6 +179,7 @@ export interface ServeFlags {
   readonly 'chaos-version'?: string | undefined
   readonly 'no-watch'?: boolean | undefined
   readonly workers?: string | undefined
+  readonly 'udp-io'?: string | undefined
   readonly geoip?: readonly string[] | undefined
   readonly redis?: string | undefined
   readonly 'redis-prefix'?: string | undefined
@@ -193,6 +204,7 @@ const FILE_KEYS = [
   'nsid',
   'chaos',
   'maxUdpSize',
+  'udpIo',
   'tcp',
   'watch',
   'workers',
@@ -306,6 +318,7 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
     chaosId: str(flags['chaos-id'] ?? chaos?.['id'], 'chaos id'),
     chaosVersion: str(flags['chaos-version'] ?? chaos?.['version'], 'chaos version'),
     maxUdpSize: int(file['maxUdpSize'], `${where}: maxUdpSize`, 512, 65535) ?? 1232,
+    udpIo: udpIo(flags['udp-io'] ?? file['udpIo'], flags['udp-io'] !== undefined ? '--udp-io' : `${where}: udpIo`),
     tcp: tcp as unknown as TcpLimits,
     watch: flags['no-watch'] ? false : (watchFile ?? true),
     workers:

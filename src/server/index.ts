@@ -16,7 +16,7 @@ import type { Logger } from '../log.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
 import { NO_OBSERVER, type QueryObserver } from './observer.ts'
 import { DEFAULT_TCP_LIMITS, listenTcp, type TcpLimits, type TcpListener, type TcpStats } from './tcp.ts'
-import { listenUdp, type UdpListener } from './udp.ts'
+import { listenUdp, type UdpIo, type UdpListener, type UdpStats } from './udp.ts'
 
 export interface ListenAddress {
   readonly host: string
@@ -48,6 +48,8 @@ export interface ServerOptions {
    * kernel spreads flows over them (Linux). Off by default: a second server on a taken port fails.
    */
   readonly reusePort?: boolean
+  /** UDP I/O path (default auto: batched recvmmsg/sendmmsg where the addon is built, else dgram). */
+  readonly udpIo?: UdpIo | undefined
   /**
    * Log each file's outcome on every reload (default true). Data-plane workers turn it off: the
    * main thread loads the same directory on the same triggers and logs it once, not once per thread.
@@ -68,6 +70,8 @@ export interface RunningServer {
   reloadLive(reason: string): Promise<readonly FileOutcome[]>
   /** TCP connection figures summed over every listener. */
   tcpStats(): TcpStats
+  /** UDP datagrams received, batches they came in, responses the kernel refused, over every listener. */
+  udpStats(): UdpStats
   close(graceMs?: number): Promise<void>
 }
 
@@ -133,11 +137,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const addresses: ListenAddress[] = []
   try {
     for (const a of opts.listen) {
-      const pair = await bindPair(a, answerer, log, observe, limits, opts.rrl, opts.reusePort === true)
+      const pair = await bindPair(a, answerer, log, observe, limits, opts.rrl, opts.reusePort === true, opts.udpIo)
       udp.push(pair.udp)
       tcp.push(pair.tcp)
       addresses.push({ host: a.host, port: pair.udp.port })
-      log.info({ host: a.host, port: pair.udp.port }, 'listening on UDP and TCP')
+      log.info({ host: a.host, port: pair.udp.port, udpIo: pair.udp.io }, 'listening on UDP and TCP')
     }
   } catch (err) {
     await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))])
@@ -172,6 +176,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       return sum
     },
+    udpStats() {
+      const sum = { received: 0, batches: 0, dropped: 0 }
+      for (const u of udp) {
+        const s = u.stats()
+        sum.received += s.received
+        sum.batches += s.batches
+        sum.dropped += s.dropped
+      }
+      return sum
+    },
     async close(graceMs = 5_000) {
       watcher?.close()
       await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(graceMs))])
@@ -187,10 +201,11 @@ async function bindPair(
   limits: TcpLimits,
   rrl: ResponseRateLimiter | undefined,
   reusePort: boolean,
+  io: UdpIo | undefined,
 ): Promise<{ udp: UdpListener; tcp: TcpListener }> {
   // With port 0, UDP picks the port and TCP must get the same one; retry if another process has it.
   for (let attempt = 0; ; attempt++) {
-    const udp = await listenUdp(a.host, a.port, answerer, log, observe, rrl, { reusePort })
+    const udp = await listenUdp(a.host, a.port, answerer, log, observe, rrl, { reusePort, io })
     try {
       const tcp = await listenTcp(a.host, udp.port, answerer, log, observe, limits, { reusePort })
       return { udp, tcp }

@@ -2,37 +2,154 @@
  * @module server/udp
  * UDP listener. Each datagram is answered synchronously from memory; a bug while answering turns
  * into SERVFAIL for that one query (CoreDNS's recover) and never stops the socket.
+ *
+ * Two ways to move the datagrams, same answers:
+ * - batched (Linux, the default where the addon is built): recvmmsg/sendmmsg through
+ *   src/native/udp_batch.c, one call into JavaScript per batch of up to 64 datagrams. Node's own
+ *   per-datagram system calls and C++/JS crossings were most of the CPU per query.
+ * - dgram: Node's sockets, one system call each way per datagram; everywhere else, and on request.
  */
 
-import { createSocket, type Socket } from 'node:dgram'
+import { createSocket } from 'node:dgram'
 import { lookup as dnsLookup } from 'node:dns'
 import { isIP, isIPv4, isIPv6 } from 'node:net'
 import { parseAddress } from '../dns/address.ts'
 import { type ResponseRateLimiter, truncatedResponse } from '../dns/rrl.ts'
+import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import {
+  loadUdpBatch,
+  META_ADDR,
+  META_FAMILY,
+  META_LEN,
+  META_OUT_LEN,
+  META_OUT_OFFSET,
+  type UdpBatchAddon,
+} from '../native/udp-batch.ts'
 import { ipv4Value } from '../query/context.ts'
 import type { Answerer } from '../query/handle.ts'
 import type { QueryObserver } from './observer.ts'
+import { PeerNames } from './peer-names.ts'
 import { servfail } from './servfail.ts'
+
+/** How datagrams are moved: `auto` is batched where the addon loads, else dgram. */
+export type UdpIo = 'auto' | 'batched' | 'dgram'
+export const UDP_IO_MODES: readonly UdpIo[] = ['auto', 'batched', 'dgram']
+
+export class UdpIoUnavailableError extends GslbError {
+  override readonly code = 'GSLB_ERR_UDP_IO'
+}
 
 /**
  * RRL accounting of one response (UDP only: TCP proves the source address, so spoofed floods cannot
  * use it). Answers are accounted per question name; NXDOMAIN and errors per client network alone,
  * since their names are chosen by whoever floods.
  */
-function limit(rrl: ResponseRateLimiter, answerer: Answerer, out: Buffer, source: string): 'send' | 'drop' | 'slip' {
-  const text = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source
-  const addr = parseAddress(text)
-  if (!addr) return 'send'
+function limit(
+  rrl: ResponseRateLimiter,
+  answerer: Answerer,
+  out: Buffer,
+  bytes: Uint8Array,
+  family: 4 | 6,
+): 'send' | 'drop' | 'slip' {
   const rcode = out[3]! & 0xf
   const kind = rcode === 0 ? 'answer' : rcode === 3 ? 'nxdomain' : 'error'
-  return rrl.check(addr.bytes, addr.family, kind, kind === 'answer' ? answerer.lastQuery.key : '', Date.now())
+  return rrl.check(bytes, family, kind, kind === 'answer' ? answerer.lastQuery.key : '', Date.now())
+}
+
+export interface UdpStats {
+  /** Datagrams read from the socket. */
+  readonly received: number
+  /** Reads they took: received / batches is the mean batch size (dgram: one each). */
+  readonly batches: number
+  /** Responses the kernel refused to send (batched path; dgram reports its send errors as log lines). */
+  readonly dropped: number
 }
 
 export interface UdpListener {
-  readonly socket: Socket
   readonly port: number
+  /** Which I/O path this listener uses (never 'auto'). */
+  readonly io: 'batched' | 'dgram'
+  stats(): UdpStats
   close(): Promise<void>
+}
+
+export interface UdpOptions {
+  /** SO_REUSEPORT: several sockets (worker threads) share the port; the kernel spreads the flows. */
+  readonly reusePort?: boolean | undefined
+  readonly io?: UdpIo | undefined
+  /**
+   * Bytes of response space per batch (batched path; default 256 KiB, at least 64 KiB). A batch
+   * whose responses need more is sent in parts. Tests lower it to exercise that.
+   */
+  readonly outputBytes?: number | undefined
+}
+
+/**
+ * Answers one datagram: the answer, SERVFAIL if answering threw, a slipped or no response under
+ * RRL, or null for silence. Shared by both I/O paths so they cannot drift apart.
+ */
+function respond(
+  msg: Buffer,
+  source: string,
+  answerer: Answerer,
+  log: Logger,
+  observe: QueryObserver,
+  rrl: ResponseRateLimiter | undefined,
+  peer: () => { bytes: Uint8Array; family: 4 | 6 } | undefined,
+): Buffer | null {
+  let out: Buffer | null
+  try {
+    out = answerer.answer(msg, 'udp', source)
+  } catch (err) {
+    log.error({ err, client: source }, 'query failed; answered SERVFAIL')
+    out = servfail(msg)
+  }
+  if (out === null) return null
+  if (rrl !== undefined) {
+    const p = peer()
+    const verdict = p === undefined ? 'send' : limit(rrl, answerer, out, p.bytes, p.family)
+    if (verdict === 'drop') return null
+    if (verdict === 'slip') out = truncatedResponse(msg)
+  }
+  observe(msg, out, 'udp', source)
+  return out
+}
+
+const RECV_BUFFER = 4 * 1024 * 1024
+
+export function listenUdp(
+  host: string,
+  port: number,
+  answerer: Answerer,
+  log: Logger,
+  observe: QueryObserver,
+  rrl?: ResponseRateLimiter,
+  options: UdpOptions = {},
+): Promise<UdpListener> {
+  const io = options.io ?? 'auto'
+  // A scoped IPv6 address (fe80::1%eth0) is left to dgram, which resolves the scope name.
+  if (io === 'batched' || (io === 'auto' && !host.includes('%'))) {
+    const addon = loadUdpBatch()
+    if (typeof addon !== 'string') {
+      // A bind error (EADDRINUSE, ...) is thrown by open(); callers expect a rejection, as from dgram.
+      try {
+        return Promise.resolve(listenBatched(addon, host, port, answerer, log, observe, rrl, options))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
+    if (io === 'batched') return Promise.reject(new UdpIoUnavailableError(`--udp-io batched: ${addon}`))
+    warnFallback(log, addon)
+  }
+  return listenDgram(host, port, answerer, log, observe, rrl, options)
+}
+
+let warned = false
+function warnFallback(log: Logger, why: string): void {
+  if (warned) return
+  warned = true
+  log.warn({ reason: why }, 'batched UDP I/O unavailable; answering UDP through dgram (same answers, less throughput)')
 }
 
 /**
@@ -51,45 +168,33 @@ function literalLookup(
   else dnsLookup(address, family as number, callback)
 }
 
-export interface UdpOptions {
-  /** SO_REUSEPORT: several sockets (worker threads) share the port; the kernel spreads the flows. */
-  readonly reusePort?: boolean | undefined
-}
-
-export function listenUdp(
+function listenDgram(
   host: string,
   port: number,
   answerer: Answerer,
   log: Logger,
   observe: QueryObserver,
-  rrl?: ResponseRateLimiter,
-  options: UdpOptions = {},
+  rrl: ResponseRateLimiter | undefined,
+  options: UdpOptions,
 ): Promise<UdpListener> {
   // A larger receive buffer absorbs bursts that would otherwise be dropped by the kernel (capped by
   // net.core.rmem_max); answering is fast, queues only form while the event loop is busy.
   const socket = createSocket({
     type: isIPv6(host) ? 'udp6' : 'udp4',
     ipv6Only: isIPv6(host),
-    recvBufferSize: 4 * 1024 * 1024,
+    recvBufferSize: RECV_BUFFER,
     lookup: literalLookup,
     reusePort: options.reusePort === true,
   })
+  let received = 0
   socket.on('message', (msg, rinfo) => {
-    let out: Buffer | null
-    try {
-      out = answerer.answer(msg, 'udp', rinfo.address)
-    } catch (err) {
-      log.error({ err, client: rinfo.address }, 'query failed; answered SERVFAIL')
-      out = servfail(msg)
-    }
-    if (out === null) return
-    if (rrl !== undefined) {
-      const verdict = limit(rrl, answerer, out, rinfo.address)
-      if (verdict === 'drop') return
-      if (verdict === 'slip') out = truncatedResponse(msg)
-    }
-    observe(msg, out, 'udp', rinfo.address)
-    socket.send(out, rinfo.port, rinfo.address)
+    received++
+    const source = rinfo.address
+    const out = respond(msg, source, answerer, log, observe, rrl, () => {
+      const text = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source
+      return parseAddress(text)
+    })
+    if (out !== null) socket.send(out, rinfo.port, source)
   })
   // A send error (ICMP unreachable on some platforms, ENOBUFS) concerns one client only.
   socket.on('error', (err) => log.warn({ err }, 'UDP socket error'))
@@ -99,10 +204,107 @@ export function listenUdp(
     socket.bind(port, host, () => {
       socket.off('error', onError)
       resolveListen({
-        socket,
         port: socket.address().port,
+        io: 'dgram',
+        stats: () => ({ received, batches: received, dropped: 0 }),
         close: () => new Promise<void>((r) => socket.close(() => r())),
       })
     })
   })
+}
+
+/** Room for the responses of one batch; a batch that needs more is sent in parts (flush). */
+const OUT_BYTES = 256 * 1024
+
+function listenBatched(
+  addon: UdpBatchAddon,
+  host: string,
+  port: number,
+  answerer: Answerer,
+  log: Logger,
+  observe: QueryObserver,
+  rrl: ResponseRateLimiter | undefined,
+  options: UdpOptions,
+): UdpListener {
+  const batch = addon.BATCH
+  const slot = addon.IN_SLOT
+  const words = addon.META >> 2
+  // allocUnsafeSlow: buffers of their own, never slices of Node's shared pool, since C keeps
+  // pointers into them for the socket's lifetime.
+  const input = Buffer.allocUnsafeSlow(batch * slot)
+  const metaBytes = Buffer.alloc(batch * addon.META)
+  const output = Buffer.allocUnsafeSlow(Math.max(options.outputBytes ?? OUT_BYTES, addon.MIN_OUT))
+  const meta = new Int32Array(metaBytes.buffer, metaBytes.byteOffset, metaBytes.length >> 2)
+  // Per-slot views made once, so RRL and the address cache never allocate per datagram.
+  const addr4: Uint8Array[] = []
+  const addr6: Uint8Array[] = []
+  for (let i = 0; i < batch; i++) {
+    const at = metaBytes.byteOffset + i * addon.META + META_ADDR
+    addr4.push(new Uint8Array(metaBytes.buffer, at, 4))
+    addr6.push(new Uint8Array(metaBytes.buffer, at, 16))
+  }
+  const names = new PeerNames()
+  const peer = { bytes: addr4[0]!, family: 4 as 4 | 6 }
+  let current = 0
+  const peerOfCurrent = (): { bytes: Uint8Array; family: 4 | 6 } => {
+    const v6 = meta[current * words + META_FAMILY] === 6
+    peer.family = v6 ? 6 : 4
+    peer.bytes = v6 ? addr6[current]! : addr4[current]!
+    return peer
+  }
+  let handle: ReturnType<UdpBatchAddon['open']>[0] | undefined
+
+  const onBatch = (count: number): void => {
+    let pos = 0
+    for (let i = 0; i < count; i++) {
+      const m = i * words
+      const len = meta[m + META_LEN]!
+      // -1: the kernel truncated it (a slot holds any UDP payload, so this should not happen).
+      if (len < 0) continue
+      const a = m + (META_ADDR >> 2)
+      const source = meta[m + META_FAMILY] === 6 ? names.v6(meta, a, addr6[i]!) : names.v4(meta[a]!, addr4[i]!)
+      current = i
+      const msg = input.subarray(i * slot, i * slot + len)
+      const out = respond(msg, source, answerer, log, observe, rrl, peerOfCurrent)
+      if (out === null) continue
+      if (pos + out.length > output.length) {
+        addon.flush(handle!, i)
+        pos = 0
+      }
+      output.set(out, pos)
+      meta[m + META_OUT_OFFSET] = pos
+      meta[m + META_OUT_LEN] = out.length
+      pos += out.length
+    }
+  }
+
+  const family = isIPv6(host) ? 6 : 4
+  const [h, bound] = addon.open(
+    family,
+    host,
+    port,
+    options.reusePort === true,
+    RECV_BUFFER,
+    input,
+    metaBytes,
+    output,
+    onBatch,
+  )
+  handle = h
+  let closed = false
+  return {
+    port: bound,
+    io: 'batched',
+    stats: () => {
+      const [batches, received, dropped] = closed ? [0, 0, 0] : addon.stats(h)
+      return { received, batches, dropped }
+    },
+    close: () => {
+      if (!closed) {
+        closed = true
+        addon.close(h)
+      }
+      return Promise.resolve()
+    },
+  }
 }

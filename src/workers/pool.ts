@@ -276,6 +276,7 @@ export class WorkerPool {
       watch: cfg.watch,
       tcp: cfg.tcp,
       maxUdpSize: cfg.maxUdpSize,
+      udpIo: cfg.udpIo,
       nsid: cfg.nsid,
       chaosId: cfg.chaosId,
       chaosVersion: cfg.chaosVersion,

@@ -24,6 +24,7 @@ import type { LOG_LEVELS } from '../log.ts'
 import type { QueryCountsData } from '../ops/metrics.ts'
 import type { ListenAddress } from '../server/index.ts'
 import type { TcpLimits, TcpStats } from '../server/tcp.ts'
+import type { UdpIo } from '../server/udp.ts'
 
 /** The data-plane part of the serve settings, and the health view to answer from at first. */
 export interface WorkerSettings {
@@ -35,6 +36,7 @@ export interface WorkerSettings {
   readonly watch: boolean
   readonly tcp: TcpLimits
   readonly maxUdpSize: number
+  readonly udpIo: UdpIo
   /** Bytes; a Buffer arrives as a plain Uint8Array after structured clone. */
   readonly nsid: Uint8Array | undefined
   readonly chaosId: string | undefined

@@ -61,6 +61,7 @@ async function start(): Promise<void> {
       observe: (query, response, transport) => count.count(query, response, transport),
       queryLogSample: settings.queryLogSample,
       reusePort: true,
+      udpIo: settings.udpIo,
       logZones: false,
       ...(rrl ? { rrl } : {}),
     })

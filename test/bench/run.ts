@@ -131,8 +131,10 @@ const USAGE = `Usage: node test/bench/run.ts [options]   (npm run bench -- [opti
   --runs N           measure each kind N times and report the median (default 1, at most 25)
   --kinds a,b        kinds to measure, from: ${KINDS.join(', ')} (default: all);
                      static is always measured, as the reference for the ratios
-  --baseline         also measure, on static A, test/bench/baseline.ts (naive dns-packet decode+encode)
-                     and test/bench/ceiling.ts (pre-encoded answer, only ID and question copied)
+  --baseline         also measure, on static A, our server with --udp-io dgram (Node's sockets instead
+                     of batched recvmmsg/sendmmsg), test/bench/baseline.ts (naive dns-packet
+                     decode+encode) and test/bench/ceiling.ts (pre-encoded answer, dgram, only ID and
+                     question copied)
   --no-gdnsd         do not measure gdnsd even when it is installed (by default, an installed gdnsd 3.x
                      runs on the server's CPU with test/bench/gdnsd/, the same names, and every kind
                      but sticky, which gdnsd has no equivalent for, is measured against it too)
@@ -692,11 +694,28 @@ async function runDnsperf(s: DnsperfSpec): Promise<Measurement> {
 // Results
 
 /** Comparison servers measured on static A only. */
-type Other = 'baseline' | 'ceiling' | 'gdnsd'
+type Other = 'dgram' | 'baseline' | 'ceiling' | 'gdnsd'
 
 const OTHERS = [
-  { name: 'baseline', script: 'test/bench/baseline.ts', label: 'baseline: dns-packet, static A' },
-  { name: 'ceiling', script: 'test/bench/ceiling.ts', label: 'ceiling: pre-encoded, static A' },
+  // Our own server with Node's dgram sockets instead of the batched addon: what batching buys.
+  {
+    name: 'dgram',
+    script: 'src/cli.ts',
+    args: ['serve', '--zones', ZONES_DIR, '--listen', `${HOST}:{PORT}`, '--log-level', 'warn', '--udp-io', 'dgram'],
+    label: 'ours with --udp-io dgram, static A',
+  },
+  {
+    name: 'baseline',
+    script: 'test/bench/baseline.ts',
+    args: ['--port', '{PORT}'],
+    label: 'baseline: dns-packet, static A',
+  },
+  {
+    name: 'ceiling',
+    script: 'test/bench/ceiling.ts',
+    args: ['--port', '{PORT}'],
+    label: 'ceiling: pre-encoded, static A',
+  },
 ] as const
 
 /** One kind measured on our server and on gdnsd, each pinned to the same CPU in turn. */
@@ -797,7 +816,10 @@ function medianOf(runs: readonly Measurement[]): Measurement {
 function notesFor(kind: Kind | Other, m: Measurement): string[] {
   const notes: string[] = []
   if (m.lost > 0) notes.push(`${m.lost} queries lost (median ${m.lostPct}% per run)`)
-  const expected = kind === 'baseline' || kind === 'ceiling' || kind === 'gdnsd' ? ['NOERROR'] : EXPECTED_RCODES[kind]
+  const expected =
+    kind === 'dgram' || kind === 'baseline' || kind === 'ceiling' || kind === 'gdnsd'
+      ? ['NOERROR']
+      : EXPECTED_RCODES[kind]
   for (const [rc, count] of Object.entries(m.rcodes)) {
     if (!expected.includes(rc)) notes.push(`unexpected rcode ${rc} x${count}`)
   }
@@ -1064,7 +1086,7 @@ async function main(argv: string[]): Promise<number> {
     if (opts.baseline) {
       for (const other of OTHERS) {
         log(`bench: starting ${other.name}`)
-        const t = await startTarget(other.name, pin.serverCpu, other.script, ['--port', '{PORT}'])
+        const t = await startTarget(other.name, pin.serverCpu, other.script, [...other.args])
         running.push(t)
         log(`bench: ${t.command}`)
         list.push({ target: t, kinds: ['static'] })
@@ -1229,6 +1251,14 @@ async function main(argv: string[]): Promise<number> {
       `server CPU per query: ${f2(staticRow.median.serverUsPerQuery)} µs vs ${f2(baselineRow.median.serverUsPerQuery)} µs = ` +
         `${f2(baselineRow.median.serverUsPerQuery / staticRow.median.serverUsPerQuery)}x the baseline's efficiency ` +
         '(robust to other load on the machine)',
+    )
+  }
+  const dgramRow = rows.find((r) => r.kind === 'dgram')
+  if (dgramRow) {
+    o.push(
+      `static A batched vs dgram: ${f0(staticRow.median.qps)} / ${f0(dgramRow.median.qps)} qps = ` +
+        `${f2(staticRow.median.qps / dgramRow.median.qps)}x (CPU per query ${f2(staticRow.median.serverUsPerQuery)} µs ` +
+        `vs ${f2(dgramRow.median.serverUsPerQuery)} µs)`,
     )
   }
   const ceilingRow = rows.find((r) => r.kind === 'ceiling')

@@ -120,6 +120,7 @@ describe('resolveServeConfig from flags', () => {
       chaosId: undefined,
       chaosVersion: undefined,
       maxUdpSize: 1232,
+      udpIo: 'auto',
       tcp: DEFAULT_TCP_LIMITS,
       watch: true,
       workers: 1,
@@ -199,6 +200,7 @@ describe('resolveServeConfig with --config', () => {
       'nsid: ns-a',
       'chaos: { id: a1, version: v1 }',
       'maxUdpSize: 1400',
+      'udpIo: dgram',
       'tcp: { idleTimeoutMs: 2000, maxConnections: 10 }',
       'watch: false',
       'geoip: [/srv/geo/city.mmdb, /srv/geo/asn.mmdb]',
@@ -229,6 +231,7 @@ describe('resolveServeConfig with --config', () => {
       chaosId: 'a1',
       chaosVersion: 'v1',
       maxUdpSize: 1400,
+      udpIo: 'dgram',
       tcp: { ...DEFAULT_TCP_LIMITS, idleTimeoutMs: 2000, maxConnections: 10 },
       watch: false,
       workers: 1,
@@ -285,8 +288,10 @@ describe('resolveServeConfig with --config', () => {
       'chaos: { id: file-id, version: file-version }',
       'watch: true',
       'maxUdpSize: 1400',
+      'udpIo: dgram',
     )
     const c = resolveServeConfig({
+      'udp-io': 'batched',
       config: path,
       zones: '/from/flag',
       listen: ['[::1]:2'],
@@ -305,9 +310,11 @@ describe('resolveServeConfig with --config', () => {
       // Not given as a flag: the file's value stays.
       chaosVersion: 'file-version',
       maxUdpSize: 1400,
+      udpIo: 'batched',
       watch: false,
     })
     expect(c.nsid).toEqual(Buffer.from('flag'))
+    expect(() => resolveServeConfig({ 'udp-io': 'mmsg' })).toThrow('--udp-io: expected one of auto, batched, dgram')
   })
 
   it('keeps the file listen addresses when the flag list is empty', () => {
@@ -337,6 +344,11 @@ describe('resolveServeConfig with --config', () => {
     },
     { name: 'maxUdpSize above 65535', lines: ['maxUdpSize: 70000'], message: 'maxUdpSize' },
     { name: 'watch as text', lines: ['watch: "yes"'], message: 'watch: expected true or false' },
+    {
+      name: 'an unknown udpIo',
+      lines: ['udpIo: fast'],
+      message: 'udpIo: expected one of auto, batched, dgram, got "fast"',
+    },
     { name: 'chaos as text', lines: ['chaos: ns1'], message: 'chaos: expected { id, version }' },
     { name: 'a bad listen address', lines: ['listen: "::1:53"'], message: '--listen' },
     { name: 'a bad log level', lines: ['logLevel: loud'], message: 'got "loud"' },
