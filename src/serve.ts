@@ -253,6 +253,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
   const pool = workers
   metrics.watch({
     tcp: () => pool?.tcpStats() ?? running.tcpStats(),
+    udp: () => pool?.udpStats() ?? running.udpStats(),
     remote: pool ? () => pool.pull() : undefined,
     workers: pool ? () => pool.figures() : undefined,
     store,

@@ -41,6 +41,7 @@ import type { ProbeSchedulerStats, RunCheck } from '../probe/scheduler.ts'
 import type { CheckResult } from '../probe/types.ts'
 import type { Answerer, Transport } from '../query/handle.ts'
 import type { TcpStats } from '../server/tcp.ts'
+import type { UdpStats } from '../server/udp.ts'
 import { splitTargetId, type TargetId } from '../state/types.ts'
 import type { CompiledZone } from '../zone/compile.ts'
 import type { ZoneTable } from '../zone/table.ts'
@@ -481,6 +482,8 @@ export interface ReloadedFile {
 /** Read when scraped; each source is optional (no prober with Redis, no webhooks unless set). */
 export interface ScrapeSources {
   readonly tcp: () => TcpStats
+  /** Absent in tests that give no listeners; the series then read 0. */
+  readonly udp?: (() => UdpStats) | undefined
   readonly store: { readonly connected: boolean }
   readonly sync: { readonly staleMs: number; readonly generation: number }
   readonly prober?: (() => ProbeSchedulerStats) | undefined
@@ -888,6 +891,33 @@ export class Metrics {
         tcpRejected.inc({ reason: 'per_source' }, s?.rejectedPerSource ?? 0)
       },
     })
+
+    // Batched UDP I/O: received / reads is the mean batch size (1 with dgram, up to 64 under load),
+    // and dropped counts answers the kernel refused to send (a full socket buffer, ENOBUFS).
+    const udpFigure = (name: string, help: string, pick: (s: UdpStats) => number): Counter => {
+      const c: Counter = new Counter({
+        name,
+        help,
+        registers,
+        collect: () => {
+          c.reset()
+          const s = this.#sources?.udp?.()
+          c.inc(s === undefined ? 0 : pick(s))
+        },
+      })
+      return c
+    }
+    udpFigure('gslb_udp_datagrams_received_total', 'UDP datagrams read from the DNS sockets', (s) => s.received)
+    udpFigure(
+      'gslb_udp_reads_total',
+      'Socket reads the UDP datagrams took (recvmmsg batches; one per datagram with --udp-io dgram)',
+      (s) => s.batches,
+    )
+    udpFigure(
+      'gslb_udp_responses_dropped_total',
+      'UDP responses the kernel refused to send (batched path), lost as if on the network',
+      (s) => s.dropped,
+    )
 
     const shortFrames: Counter = new Counter({
       name: 'gslb_tcp_short_frames_total',

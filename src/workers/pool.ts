@@ -19,6 +19,7 @@ import type { Logger } from '../log.ts'
 import { mergeCounts, NO_COUNTS, type QueryCountsData, totalQueries, type WorkerFigures } from '../ops/metrics.ts'
 import type { ListenAddress } from '../server/index.ts'
 import type { TcpStats } from '../server/tcp.ts'
+import type { UdpStats } from '../server/udp.ts'
 import type { FromWorker, ToWorker, WorkerCounts, WorkerSettings } from './protocol.ts'
 
 /** A worker could not start (zones, geo database or listen addresses); the server does not start. */
@@ -49,6 +50,7 @@ const NO_TCP: TcpStats = Object.freeze({ connections: 0, rejectedTotal: 0, rejec
 const NO_FIGURES: WorkerCounts = Object.freeze({
   counts: NO_COUNTS,
   tcp: NO_TCP,
+  udp: Object.freeze({ received: 0, batches: 0, dropped: 0 }),
   rrl: { sent: 0, dropped: 0, slipped: 0 },
 })
 
@@ -61,6 +63,11 @@ function add(a: WorkerCounts, b: WorkerCounts): WorkerCounts {
       rejectedTotal: a.tcp.rejectedTotal + b.tcp.rejectedTotal,
       rejectedPerSource: a.tcp.rejectedPerSource + b.tcp.rejectedPerSource,
       shortFrames: a.tcp.shortFrames + b.tcp.shortFrames,
+    },
+    udp: {
+      received: a.udp.received + b.udp.received,
+      batches: a.udp.batches + b.udp.batches,
+      dropped: a.udp.dropped + b.udp.dropped,
     },
     rrl: {
       sent: a.rrl.sent + b.rrl.sent,
@@ -225,6 +232,11 @@ export class WorkerPool {
     return this.#total().tcp
   }
 
+  /** UDP datagram figures summed over the workers, as of the last pull. */
+  udpStats(): UdpStats {
+    return this.#total().udp
+  }
+
   /** RRL decisions summed over the workers, as of the last pull (each worker limits on its own). */
   rrlStats(): { sent: number; dropped: number; slipped: number } {
     return this.#total().rrl
@@ -319,7 +331,7 @@ export class WorkerPool {
         void w.terminate()
         break
       case 'counts':
-        slot.last = { counts: m.counts, tcp: m.tcp, rrl: m.rrl }
+        slot.last = { counts: m.counts, tcp: m.tcp, udp: m.udp, rrl: m.rrl }
         this.#pending.get(m.id)?.()
         this.#pending.delete(m.id)
         break

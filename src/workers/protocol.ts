@@ -12,7 +12,7 @@
  *  ─ health { SnapshotData } (every change) ──→  answerer.health.replace(...)
  *  ─ reload { reason } (SIGHUP) ──────────────→  server.reload(reason)
  *  ─ counts { id } (at scrape time) ──────────→
- *  ←──────────────────────────────────────────── counts { id, counts, tcp, rrl }
+ *  ←──────────────────────────────────────────── counts { id, counts, tcp, udp, rrl }
  *  ─ stop { graceMs } (SIGTERM) ──────────────→  close listeners, finish TCP answers
  *  ←──────────────────────────────────────────── stopped, then the thread ends
  * ```
@@ -24,7 +24,7 @@ import type { LOG_LEVELS } from '../log.ts'
 import type { QueryCountsData } from '../ops/metrics.ts'
 import type { ListenAddress } from '../server/index.ts'
 import type { TcpLimits, TcpStats } from '../server/tcp.ts'
-import type { UdpIo } from '../server/udp.ts'
+import type { UdpIo, UdpStats } from '../server/udp.ts'
 
 /** The data-plane part of the serve settings, and the health view to answer from at first. */
 export interface WorkerSettings {
@@ -59,6 +59,7 @@ export type ToWorker =
 export interface WorkerCounts {
   readonly counts: QueryCountsData
   readonly tcp: TcpStats
+  readonly udp: UdpStats
   readonly rrl: Pick<RrlStats, 'sent' | 'dropped' | 'slipped'>
 }
 

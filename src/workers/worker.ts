@@ -101,6 +101,7 @@ port.on('message', (m: ToWorker) => {
         id: m.id,
         counts: counters?.data() ?? NO_COUNTS,
         tcp: server?.tcpStats() ?? { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 },
+        udp: server?.udpStats() ?? { received: 0, batches: 0, dropped: 0 },
         rrl: { sent: r?.sent ?? 0, dropped: r?.dropped ?? 0, slipped: r?.slipped ?? 0 },
       })
       break

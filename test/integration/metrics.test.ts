@@ -236,6 +236,13 @@ describe('GET /metrics', () => {
     expect(queries('example.org', 'A', 'NOERROR', 'tcp')).toBe(1)
     expect(totalDelta(before, after, 'gslb_queries_total')).toBe(7)
 
+    // Six of the seven came over UDP; each dig query is its own datagram, read by the batched path.
+    expect(delta(before, after, 'gslb_udp_datagrams_received_total')).toBe(6)
+    const reads = delta(before, after, 'gslb_udp_reads_total')
+    expect(reads).toBeGreaterThanOrEqual(1)
+    expect(reads).toBeLessThanOrEqual(6)
+    expect(get(after, 'gslb_udp_responses_dropped_total')).toBe(0)
+
     expect(delta(before, after, 'gslb_responses_truncated_total', { transport: 'udp' })).toBe(1)
     expect(delta(before, after, 'gslb_responses_truncated_total', { transport: 'tcp' })).toBe(0)
     const weighted = { zone: 'gslb.example', service: 'weighted', pool: 'eu', outcome: 'answer' }
