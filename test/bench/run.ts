@@ -701,7 +701,20 @@ const OTHERS = [
   {
     name: 'dgram',
     script: 'src/cli.ts',
-    args: ['serve', '--zones', ZONES_DIR, '--listen', `${HOST}:{PORT}`, '--log-level', 'warn', '--udp-io', 'dgram'],
+    // No admin endpoint: the server under test already holds the default one.
+    args: [
+      'serve',
+      '--zones',
+      ZONES_DIR,
+      '--listen',
+      `${HOST}:{PORT}`,
+      '--log-level',
+      'warn',
+      '--admin',
+      'off',
+      '--udp-io',
+      'dgram',
+    ],
     label: 'ours with --udp-io dgram, static A',
   },
   {
