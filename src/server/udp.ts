@@ -85,6 +85,14 @@ export interface UdpOptions {
   readonly outputBytes?: number | undefined
 }
 
+/** What answering a datagram needs, whichever path moved it. */
+interface Responder {
+  readonly answerer: Answerer
+  readonly log: Logger
+  readonly observe: QueryObserver
+  readonly rrl: ResponseRateLimiter | undefined
+}
+
 /**
  * Answers one datagram: the answer, SERVFAIL if answering threw, a slipped or no response under
  * RRL, or null for silence. Shared by both I/O paths so they cannot drift apart.
@@ -92,10 +100,7 @@ export interface UdpOptions {
 function respond(
   msg: Buffer,
   source: string,
-  answerer: Answerer,
-  log: Logger,
-  observe: QueryObserver,
-  rrl: ResponseRateLimiter | undefined,
+  { answerer, log, observe, rrl }: Responder,
   peer: () => { bytes: Uint8Array; family: 4 | 6 } | undefined,
 ): Buffer | null {
   let out: Buffer | null
@@ -134,7 +139,7 @@ export function listenUdp(
     if (typeof addon !== 'string') {
       // A bind error (EADDRINUSE, ...) is thrown by open(); callers expect a rejection, as from dgram.
       try {
-        return Promise.resolve(listenBatched(addon, host, port, answerer, log, observe, rrl, options))
+        return Promise.resolve(listenBatched(addon, host, port, { answerer, log, observe, rrl }, options))
       } catch (err) {
         return Promise.reject(err)
       }
@@ -142,7 +147,7 @@ export function listenUdp(
     if (io === 'batched') return Promise.reject(new UdpIoUnavailableError(`--udp-io batched: ${addon}`))
     warnFallback(log, addon)
   }
-  return listenDgram(host, port, answerer, log, observe, rrl, options)
+  return listenDgram(host, port, { answerer, log, observe, rrl }, options)
 }
 
 let warned = false
@@ -168,15 +173,7 @@ function literalLookup(
   else dnsLookup(address, family as number, callback)
 }
 
-function listenDgram(
-  host: string,
-  port: number,
-  answerer: Answerer,
-  log: Logger,
-  observe: QueryObserver,
-  rrl: ResponseRateLimiter | undefined,
-  options: UdpOptions,
-): Promise<UdpListener> {
+function listenDgram(host: string, port: number, r: Responder, options: UdpOptions): Promise<UdpListener> {
   // A larger receive buffer absorbs bursts that would otherwise be dropped by the kernel (capped by
   // net.core.rmem_max); answering is fast, queues only form while the event loop is busy.
   const socket = createSocket({
@@ -190,14 +187,14 @@ function listenDgram(
   socket.on('message', (msg, rinfo) => {
     received++
     const source = rinfo.address
-    const out = respond(msg, source, answerer, log, observe, rrl, () => {
+    const out = respond(msg, source, r, () => {
       const text = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source
       return parseAddress(text)
     })
     if (out !== null) socket.send(out, rinfo.port, source)
   })
   // A send error (ICMP unreachable on some platforms, ENOBUFS) concerns one client only.
-  socket.on('error', (err) => log.warn({ err }, 'UDP socket error'))
+  socket.on('error', (err) => r.log.warn({ err }, 'UDP socket error'))
   return new Promise((resolveListen, reject) => {
     const onError = (err: Error): void => reject(err)
     socket.once('error', onError)
@@ -220,10 +217,7 @@ function listenBatched(
   addon: UdpBatchAddon,
   host: string,
   port: number,
-  answerer: Answerer,
-  log: Logger,
-  observe: QueryObserver,
-  rrl: ResponseRateLimiter | undefined,
+  r: Responder,
   options: UdpOptions,
 ): UdpListener {
   const batch = addon.BATCH
@@ -265,7 +259,7 @@ function listenBatched(
       const source = meta[m + META_FAMILY] === 6 ? names.v6(meta, a, addr6[i]!) : names.v4(meta[a]!, addr4[i]!)
       current = i
       const msg = input.subarray(i * slot, i * slot + len)
-      const out = respond(msg, source, answerer, log, observe, rrl, peerOfCurrent)
+      const out = respond(msg, source, r, peerOfCurrent)
       if (out === null) continue
       if (pos + out.length > output.length) {
         addon.flush(handle!, i)
