@@ -119,9 +119,16 @@ export function zonePools(table: ZoneTable): ZonePools[] {
 /**
  * `observe` sees every query this thread answers, after the metrics count it; with worker threads
  * this thread answers none, so it is never called (the sampled query log, `queryLogSample`, runs
- * in whichever thread answers).
+ * in whichever thread answers). `beforeListen` runs once the zones are loaded, before this thread
+ * binds its sockets (startServer).
  */
-export async function serve(cfg: ServeConfig, log: Logger, version: string, observe?: QueryObserver): Promise<Serving> {
+export async function serve(
+  cfg: ServeConfig,
+  log: Logger,
+  version: string,
+  observe?: QueryObserver,
+  beforeListen?: () => void,
+): Promise<Serving> {
   const geo = await GeoDatabase.open(cfg.geoip, log)
   for (const d of geo.describe())
     log.info({ path: d.path, schema: d.schema, built: d.buildDate }, 'geo database loaded')
@@ -212,6 +219,7 @@ export async function serve(cfg: ServeConfig, log: Logger, version: string, obse
       observe: observer,
       onZonesChanged: () => onZones(),
       onReloadOutcome: metrics.reloaded,
+      beforeListen,
       ...(rrl ? { rrl } : {}),
     })
     sync.rebuild()

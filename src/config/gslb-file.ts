@@ -437,9 +437,10 @@ export function* parseServicesSteps(
         ? Math.max(1, Math.floor(ttl / 2))
         : (y.number(get('degradedTtl'), `${f}.degradedTtl`, 0, MAX_TTL) ?? 0)
 
-    let servicePools: Pool[] = [...pools]
+    // Not a copy of `pools` per service: a file of 1000 services has thousands of pools.
+    let servicePools: readonly Pool[] = pools
     if (get('pools') !== undefined) {
-      servicePools = []
+      const listed: Pool[] = []
       for (const n of y.strings(get('pools'), `${f}.pools`)) {
         const p = poolByName.get(n)
         if (!p)
@@ -448,8 +449,9 @@ export function* parseServicesSteps(
             `${f}.pools`,
             `unknown pool "${n}"; pools: ${[...poolByName.keys()].join(', ') || 'none'}`,
           )
-        else servicePools.push(p)
+        else listed.push(p)
       }
+      servicePools = listed
     }
     if (servicePools.length === 0 && pools.length === 0) y.error(keyNode, `${f}.pools`, 'the zone defines no pools')
     const resolvePool = (n: string, at: unknown, field: string): Pool | undefined => {

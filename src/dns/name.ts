@@ -24,6 +24,18 @@ export const ROOT: Name = Object.freeze({ wire: Buffer.from([0]), key: '\0', lab
 
 /** Lowercases ASCII A-Z only: DNS case-insensitivity does not extend to other bytes. */
 export function lowerKey(wire: Buffer, start = 0, end = wire.length): string {
+  let upper = false
+  let high = false
+  for (let i = start; i < end; i++) {
+    const c = wire[i]!
+    if (c >= 0x41 && c <= 0x5a) upper = true
+    else if (c >= 0x80) high = true
+  }
+  // One string, not one per byte: a zone load makes a key for every name it reads.
+  const text = wire.toString('latin1', start, end)
+  if (!upper) return text
+  // toLowerCase would also fold latin1 letters above 0x7f, which DNS keeps as they are.
+  if (!high) return text.toLowerCase()
   let out = ''
   for (let i = start; i < end; i++) {
     const c = wire[i]!

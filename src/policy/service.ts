@@ -48,8 +48,12 @@ export interface ServiceNode {
   /** Name the response templates are built for: the owner, or the wildcard name as a stand-in. */
   readonly question: Name
   readonly standIn: boolean
-  /** Templates per (query type, decision); decisions are interned per service, so identity works. */
-  readonly templates: Map<Decision, Template>[]
+  /**
+   * Templates per (query type: A = 0, AAAA = 1, decision); decisions are interned per service, so
+   * identity works. Each Map is made on first use: most of a large zone set's services are never
+   * asked for one of the two types, and an empty Map still costs ~200 bytes.
+   */
+  readonly templates: [Map<Decision, Template> | undefined, Map<Decision, Template> | undefined]
 }
 
 const NODATA: Decision = Object.freeze({ kind: 'nodata', allDown: false })
@@ -165,9 +169,9 @@ export class CompiledService {
   #geo: GeoLookup | undefined
   #geoGeneration = -1
   /** Per pool index: 0 unknown, 1 healthy, 2 degraded (some member down or ramping), for #view. */
-  #poolState = new Uint8Array(8)
+  #poolState: Uint8Array | undefined
   /** Interned decisions: a decision seen before is the same object, so templates key on identity. */
-  readonly #interned = new Map<number, Answer>()
+  #interned: Map<number, Answer> | undefined
   /**
    * The last decision made from a stable candidate list (a step that passes its input through,
    * e.g. a multivalue over every up endpoint returns the service's own list), per family, for the
@@ -201,13 +205,8 @@ export class CompiledService {
   }
 
   node(question: Name, standIn: boolean): ServiceNode {
-    const node: ServiceNode = Object.freeze({
-      kind: 'service',
-      service: this,
-      question,
-      standIn,
-      templates: [new Map(), new Map()],
-    })
+    const templates: ServiceNode['templates'] = [undefined, undefined]
+    const node: ServiceNode = Object.freeze({ kind: 'service', service: this, question, standIn, templates })
     this.#nodes.push(node)
     return node
   }
@@ -283,7 +282,7 @@ export class CompiledService {
     this.#geoGeneration = geoGeneration
     this.#prefix?.[0].clear()
     this.#prefix?.[1].clear()
-    this.#poolState.fill(0)
+    this.#poolState?.fill(0)
     this.#memoOut[0] = this.#memoOut[1] = undefined
     this.#memo[0] = this.#memo[1] = undefined
   }
@@ -350,8 +349,9 @@ export class CompiledService {
   /** Whether any member of `pool` is down or ramping up under the current view (cached per view). */
   #degraded(pool: Pool, health: HealthView): boolean {
     const cacheable = health === this.#view
-    if (cacheable && pool.index < this.#poolState.length) {
-      const s = this.#poolState[pool.index]!
+    let state = this.#poolState
+    if (cacheable && state !== undefined && pool.index < state.length) {
+      const s = state[pool.index]!
       if (s !== 0) return s === 2
     }
     let degraded = false
@@ -362,12 +362,13 @@ export class CompiledService {
       }
     }
     if (cacheable) {
-      if (pool.index >= this.#poolState.length) {
-        const grown = new Uint8Array(Math.max(pool.index + 1, this.#poolState.length * 2))
-        grown.set(this.#poolState)
-        this.#poolState = grown
+      if (state === undefined || pool.index >= state.length) {
+        const grown = new Uint8Array(Math.max(pool.index + 1, (state?.length ?? 4) * 2))
+        if (state !== undefined) grown.set(state)
+        state = grown
+        this.#poolState = state
       }
-      this.#poolState[pool.index] = degraded ? 2 : 1
+      state[pool.index] = degraded ? 2 : 1
     }
     return degraded
   }
@@ -429,7 +430,7 @@ export class CompiledService {
     h = fnvStep(h, (allDown ? 1 : 0) | (degraded ? 2 : 0) | (shuffle ? 4 : 0) | (six ? 8 : 0))
     for (let i = 0; i < endpoints.length; i++) h = fnvStep(h, endpoints[i]!.index)
     const key = h >>> 0
-    const found = this.#interned.get(key)
+    const found = this.#interned?.get(key)
     if (
       found !== undefined &&
       found.type === type &&
@@ -455,7 +456,8 @@ export class CompiledService {
       degraded,
       shuffle,
     })
-    if (this.#interned.size >= MAX_INTERNED) this.#clearInterned()
+    if (this.#interned === undefined) this.#interned = new Map()
+    else if (this.#interned.size >= MAX_INTERNED) this.#clearInterned()
     this.#interned.set(key, d)
     if (slot >= 0) this.#single[slot] = d
     return d
@@ -475,16 +477,21 @@ export class CompiledService {
   }
 
   #clearInterned(): void {
-    this.#interned.clear()
+    this.#interned?.clear()
     this.#single = []
-    for (const n of this.#nodes) for (const m of n.templates) m.clear()
+    for (const n of this.#nodes) for (const m of n.templates) m?.clear()
   }
 
   /** The response template for a decision at `node`: cached, built on first use. */
   template(node: ServiceNode, qtype: number, d: Decision): Template | undefined {
     if (d.kind === 'servfail') return undefined
     if (d.kind === 'nodata') return this.#nodata
-    const cache = node.templates[qtype === T.AAAA ? 1 : 0]!
+    const slot = qtype === T.AAAA ? 1 : 0
+    let cache = node.templates[slot]
+    if (cache === undefined) {
+      cache = new Map()
+      node.templates[slot] = cache
+    }
     let t = cache.get(d)
     if (t === undefined || (qtype !== T.A && qtype !== T.AAAA)) {
       const b = new TemplateBuilder({ name: node.question, qtype, standIn: node.standIn })

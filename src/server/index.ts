@@ -55,6 +55,11 @@ export interface ServerOptions {
    * main thread loads the same directory on the same triggers and logs it once, not once per thread.
    */
   readonly logZones?: boolean
+  /**
+   * Called once after the startup load, before any socket is bound: the place for work that
+   * stops the thread (the serve CLI compacts the heap there, ops/heap), so no query waits on it.
+   */
+  readonly beforeListen?: (() => void) | undefined
 }
 
 export interface RunningServer {
@@ -132,6 +137,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     )
   }
 
+  opts.beforeListen?.()
   const udp: UdpListener[] = []
   const tcp: TcpListener[] = []
   const addresses: ListenAddress[] = []

@@ -14,6 +14,7 @@ import { ResponseRateLimiter } from '../dns/rrl.ts'
 import { GeoDatabase } from '../geo/reader.ts'
 import { HealthSnapshot, HealthStore } from '../health/state.ts'
 import { createLogger } from '../log.ts'
+import { compactHeap } from '../ops/heap.ts'
 import { NO_COUNTS, QueryCounters } from '../ops/metrics.ts'
 import { Answerer } from '../query/handle.ts'
 import { type RunningServer, startServer } from '../server/index.ts'
@@ -62,6 +63,10 @@ async function start(): Promise<void> {
       queryLogSample: settings.queryLogSample,
       reusePort: true,
       udpIo: settings.udpIo,
+      // As on the main thread (ops/heap): the load's garbage would otherwise stay committed.
+      beforeListen: () => {
+        compactHeap()
+      },
       logZones: false,
       ...(rrl ? { rrl } : {}),
     })

@@ -7,8 +7,9 @@
  */
 
 import type { GslbConfig } from '../config/gslb-file.ts'
-import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion } from '../dns/builder.ts'
+import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion, type TemplateStore } from '../dns/builder.ts'
 import { childName, isSubdomain, type Name, nameFromKey, nameFromWire, nameToString, parentName } from '../dns/name.ts'
+import { ByteSlab } from '../dns/slab.ts'
 import {
   FLAG_AA,
   FLAG_QR,
@@ -79,42 +80,42 @@ interface Ctx {
   readonly exists: ReadonlySet<string>
   /** Names whose A/AAAA answers come from a service: CNAME chasing stops there. */
   readonly dynamic: ReadonlySet<string>
-  readonly templates: TemplateSharing
+  readonly templates: ZoneTemplateStore
 }
 
 /**
- * Templates of one zone share their small per-RRset arrays: most answers have the same few shapes
- * (one RRset in the answer section, no fixups...), and a typed array costs ~200 bytes of heap
+ * Where the templates of one zone keep their bytes and arrays. The bytes go into the zone's own
+ * slab (dns/slab: not Node's shared pool, where each template would keep a 64 KiB chunk of
+ * build-time garbage alive). Equal per-RRset arrays are shared: most answers have the same few
+ * shapes (one RRset in the answer section, no fixups...), and a typed array costs ~200 bytes of heap
  * however short it is (about 1 KB a template saved; a 100k-record zone has some 150k templates).
  */
-class TemplateSharing {
+class ZoneTemplateStore implements TemplateStore {
+  readonly #slab = new ByteSlab()
   readonly #u16 = new Map<string, Uint16Array>()
   readonly #u8 = new Map<string, Uint8Array>()
 
-  share(t: Template): Template {
-    return Object.freeze({
-      ...t,
-      fixups: this.#shared16(t.fixups),
-      rrsetEnd: this.#shared16(t.rrsetEnd),
-      rrsetSection: this.#shared8(t.rrsetSection),
-      rrsetCount: this.#shared16(t.rrsetCount),
-      rrsetRequired: this.#shared8(t.rrsetRequired),
-    })
+  bytes(src: Buffer, end: number): Buffer {
+    return this.#slab.copy(src, 0, end)
   }
 
-  #shared16(a: Uint16Array): Uint16Array {
-    const key = String.fromCharCode(...a)
-    const have = this.#u16.get(key)
-    if (have) return have
-    this.#u16.set(key, a)
+  u16(values: readonly number[]): Uint16Array {
+    const key = String.fromCharCode(...values)
+    let a = this.#u16.get(key)
+    if (a === undefined) {
+      a = Uint16Array.from(values)
+      this.#u16.set(key, a)
+    }
     return a
   }
 
-  #shared8(a: Uint8Array): Uint8Array {
-    const key = String.fromCharCode(...a)
-    const have = this.#u8.get(key)
-    if (have) return have
-    this.#u8.set(key, a)
+  u8(values: readonly number[]): Uint8Array {
+    const key = String.fromCharCode(...values)
+    let a = this.#u8.get(key)
+    if (a === undefined) {
+      a = Uint8Array.from(values)
+      this.#u8.set(key, a)
+    }
     return a
   }
 }
@@ -188,7 +189,7 @@ export function* compileZoneSteps(
     soaNeg,
     exists,
     dynamic,
-    templates: new TemplateSharing(),
+    templates: new ZoneTemplateStore(),
   }
 
   const standIn = childName('*', data.apex)
@@ -383,7 +384,7 @@ function positive(ctx: Ctx, q: TemplateQuestion, qtype: number, start: Name): Te
     break
   }
   if (rcode === RCODE.NXDOMAIN) flags |= rcode
-  return ctx.templates.share(b.finish(flags))
+  return b.finish(flags, ctx.templates)
 }
 
 /** RFC 8482: answer ANY with a small subset. Addresses when the name has them, else one RRset. */
@@ -440,11 +441,11 @@ function addReferral(ctx: Ctx, b: TemplateBuilder, cut: Name): void {
 function referral(ctx: Ctx, q: TemplateQuestion, cut: Name): Template {
   const b = new TemplateBuilder(q)
   addReferral(ctx, b, cut)
-  return ctx.templates.share(b.finish(FLAG_QR))
+  return b.finish(FLAG_QR, ctx.templates)
 }
 
 function negative(ctx: Ctx, q: TemplateQuestion, rcode: number): Template {
   const b = new TemplateBuilder(q)
   b.add(SECTION_AUTHORITY, { ...ctx.soaNeg, owner: ctx.data.apex })
-  return ctx.templates.share(b.finish(FLAG_QR | FLAG_AA | rcode))
+  return b.finish(FLAG_QR | FLAG_AA | rcode, ctx.templates)
 }

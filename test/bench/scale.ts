@@ -26,7 +26,7 @@
 
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { copyFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,6 +56,8 @@ const USAGE = `Usage: node test/bench/scale.ts [options]   (npm run bench:scale 
                      sighup (server started with --no-watch, files rewritten, then SIGHUP)
   --keep DIR         write the zone set and query files into DIR and keep them
   --no-pin           do not pin the server and dnsperf with taskset
+  --node-flags F     extra node/V8 flags for the servers, space-separated (e.g. "--trace-gc");
+                     with --keep, their non-JSON output goes to DIR/server-PORT.out
   --json             print the results as JSON
 `
 
@@ -70,6 +72,7 @@ interface Options {
   readonly keep: string | undefined
   readonly pin: boolean
   readonly json: boolean
+  readonly nodeFlags: readonly string[]
 }
 
 function intFlag(v: string | undefined, name: string, dflt: number, min: number, max: number): number {
@@ -93,6 +96,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'reload-via': { type: 'string' },
       keep: { type: 'string' },
       'no-pin': { type: 'boolean' },
+      'node-flags': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -112,6 +116,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     keep: values.keep,
     pin: !(values['no-pin'] ?? false),
     json: values.json ?? false,
+    nodeFlags: (values['node-flags'] ?? '').split(' ').filter((f) => f !== ''),
   }
 }
 
@@ -151,8 +156,16 @@ interface Server {
   stderr(): string
 }
 
-function startServer(zones: string, port: number, cpu: number | undefined, extra: string[] = []): Server {
+function startServer(
+  zones: string,
+  port: number,
+  cpu: number | undefined,
+  extra: string[] = [],
+  nodeFlags: readonly string[] = [],
+  rawOut?: string,
+): Server {
   const args = [
+    ...nodeFlags,
     'src/cli.ts',
     'serve',
     '--zones',
@@ -174,12 +187,15 @@ function startServer(zones: string, port: number, cpu: number | undefined, extra
   child.once('exit', () => live.delete(child))
   const log: LogLine[] = []
   const waiters = new Set<() => void>()
+  if (rawOut !== undefined) writeFileSync(rawOut, '')
   createInterface({ input: child.stdout! }).on('line', (line) => {
     try {
       const obj = JSON.parse(line) as Record<string, unknown>
       log.push({ at: performance.now(), msg: String(obj['msg'] ?? ''), obj })
       for (const w of waiters) w()
-    } catch {}
+    } catch {
+      if (rawOut !== undefined) appendFileSync(rawOut, `${(performance.now() - spawnedAt).toFixed(1)} ${line}\n`)
+    }
   })
   let err = ''
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -499,6 +515,7 @@ async function measureReload(
   const logFrom = s.log.length
   stream.mark('trigger')
   const triggerWall = performance.now()
+  say(`bench:scale: reload triggered ${f0(triggerWall - s.spawnedAt)} ms after the server was spawned`)
   const cpu0 = cpuSeconds(s.pid)
   const busy0 = cpuBusy(cpu)
   for (const f of staged.files) await copyFile(f, join(z.dir, f.slice(stage.length + 1)))
@@ -511,6 +528,7 @@ async function measureReload(
     done.push(await s.waitLog((l) => l.msg === 'zones reloaded' && l.obj['reason'] !== 'startup', 300_000, from))
   }
   stream.mark('end')
+  say(`bench:scale: reload done ${f0(performance.now() - s.spawnedAt)} ms after the server was spawned`)
   const last = done[done.length - 1]!
   const wall = (performance.now() - triggerWall) / 1000
   const serverCpuPct = (100 * (cpuSeconds(s.pid) - cpu0)) / wall
@@ -603,7 +621,14 @@ async function main(argv: string[]): Promise<number> {
   let failed: Error | undefined
   try {
     const port = await freePort()
-    const big = startServer(zonesDir, port, serverCpu, opts.reloadVia === 'sighup' ? ['--no-watch'] : [])
+    const big = startServer(
+      zonesDir,
+      port,
+      serverCpu,
+      opts.reloadVia === 'sighup' ? ['--no-watch'] : [],
+      opts.nodeFlags,
+      opts.keep === undefined ? undefined : join(base, `server-${port}.out`),
+    )
     commands.push(big.command)
     say(`bench:scale: ${big.command}`)
     try {
@@ -643,7 +668,7 @@ async function main(argv: string[]): Promise<number> {
       if (big.child.exitCode !== 0 && big.stderr()) say(`server stderr:\n${big.stderr().slice(0, 4000)}`)
     }
     if (opts.small) {
-      const small = startServer(SMALL_ZONES, await freePort(), serverCpu)
+      const small = startServer(SMALL_ZONES, await freePort(), serverCpu, [], opts.nodeFlags)
       commands.push(small.command)
       try {
         await waitCorrect(small, 'www.bench.example.', '192.0.2.10', 'weighted.gslb.bench.example.', 30_000)

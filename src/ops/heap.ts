@@ -1,0 +1,44 @@
+/**
+ * @module ops/heap
+ * V8 heap settings for the `gslb serve` process, measured on the 100k-record / 10k-service zone set
+ * of `npm run bench:scale` (BENCHMARKS.md, "Scale"). V8 flags are process-wide, so only the CLI's
+ * serve path (and the worker threads of `--workers N`, which compact after their own load) calls
+ * these; `gslb check` runs with V8's defaults.
+ *
+ * - New space stays at its initial size (1 MiB semi-spaces). V8 doubles it whenever a scavenge
+ *   finds much surviving, and loading a zone set is nothing but surviving objects: it grew to
+ *   2 x 64 MiB, kept that for good (128 MB of RSS that only ever holds per-query garbage), and every
+ *   scavenge during a live reload then copied up to 64 MiB of new table: 15-60 ms each, the
+ *   largest gaps in answering. With 1 MiB a scavenge copies at most 1 MiB; what the query path
+ *   allocates (a response buffer) dies long before that, so it costs one short scavenge per few
+ *   thousand queries. `--max-semi-space-size` would say the same but only takes effect on the
+ *   command line; the growth factor is read at every resize, so it can be set from here.
+ * - After the startup load, one compacting collection (`compactHeap`): the load leaves the old
+ *   generation full of promoted parse garbage and fragmented pages, which V8 otherwise keeps
+ *   committed until it next runs out of room.
+ */
+
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+/** Call once, before the zone set loads (the new space must not have grown yet). */
+export function tuneHeapForServing(): void {
+  setFlagsFromString('--semi-space-growth-factor=1')
+}
+
+type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
+
+/**
+ * A full, compacting, memory-reducing collection (what V8 runs on a low-memory notification).
+ * It stops the process for a few hundred milliseconds on a large zone set: call it once, right
+ * after startup, never on the query path. Returns the milliseconds it took.
+ */
+export function compactHeap(): number {
+  const t0 = performance.now()
+  // `gc` is only made for contexts created while --expose-gc is set; take one and turn it off again.
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as GcFunction
+  setFlagsFromString('--no-expose-gc')
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+  return performance.now() - t0
+}
