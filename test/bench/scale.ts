@@ -4,7 +4,8 @@
  * answering.
  *
  *   node test/bench/scale.ts [--records 100000] [--services 10000] [--endpoints 50000] [--json]
- *                            [--seconds 10] [--no-small] [--no-reload] [--reload-via watch|sighup]
+ *                            [--seconds 10] [--warmup 3] [--no-small] [--no-reload]
+ *                            [--reload-via watch|sighup]
  *                            [--keep DIR] [--no-pin]
  *
  * 1. Generates the zone set into a temp dir (layout: test/bench/scale/generate.ts): static records
@@ -13,7 +14,8 @@
  * 2. Starts `node src/cli.ts serve` on it, pinned to CPU 0, and measures the time from spawn to the
  *    first correct answer for a static name and for a service, the server's own load time (its
  *    "zones reloaded" log line), and VmRSS / VmHWM from /proc.
- * 3. Runs dnsperf (pinned to CPU 1, `-l 10 -c 4 -q 100`) over many distinct static names and over
+ * 3. Runs dnsperf (pinned to CPU 1, `-l 10 -c 4 -q 100`, after `--warmup` seconds of the same
+ *    queries) over many distinct static names and over
  *    every service (with an ECS option, so geo, latency and sticky decide per client), then the same
  *    kinds on the small bench zones (test/bench/zones) on a second server, for comparison.
  * 4. Reload stall: sends a query every millisecond and records each answer's latency while every
@@ -50,6 +52,9 @@ const USAGE = `Usage: node test/bench/scale.ts [options]   (npm run bench:scale 
   --services N       GSLB services (default 10000)
   --endpoints N      endpoints over all services (default 50000)
   --seconds N        length of each dnsperf run (default 10)
+  --warmup N         seconds of the same queries before each measured run, not counted (default
+                     3; 0 = none): the first query of each service and client /24 builds its
+                     decision and answer template, which a serving instance has long done
   --no-small         skip the small bench zones (second server) comparison
   --no-reload        skip the reload stall measurement
   --reload-via M     watch (rewrite files, the server's directory watch reloads; default) or
@@ -66,6 +71,7 @@ interface Options {
   readonly services: number
   readonly endpoints: number
   readonly seconds: number
+  readonly warmup: number
   readonly small: boolean
   readonly reload: boolean
   readonly reloadVia: 'watch' | 'sighup'
@@ -91,6 +97,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       services: { type: 'string' },
       endpoints: { type: 'string' },
       seconds: { type: 'string' },
+      warmup: { type: 'string' },
       'no-small': { type: 'boolean' },
       'no-reload': { type: 'boolean' },
       'reload-via': { type: 'string' },
@@ -110,6 +117,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     services,
     endpoints: intFlag(values.endpoints, 'endpoints', 50_000, services, 10_000_000),
     seconds: intFlag(values.seconds, 'seconds', 10, 1, 300),
+    warmup: intFlag(values.warmup, 'warmup', 3, 0, 300),
     small: !(values['no-small'] ?? false),
     reload: !(values['no-reload'] ?? false),
     reloadVia: via,
@@ -353,6 +361,7 @@ async function dnsperf(
   cpu: number | undefined,
   edns?: string,
 ): Promise<Perf> {
+  if (opts.warmup > 0) await dnsperf(label, s, file, shownFile, { ...opts, warmup: 0, seconds: opts.warmup }, cpu, edns)
   const args = ['-s', HOST, '-p', String(s.port), '-d', file, '-l', String(opts.seconds), '-c', '4', '-q', '100']
   if (edns) args.push('-E', edns)
   const [cmd, argv] = cpu === undefined ? ['dnsperf', args] : ['taskset', ['-c', String(cpu), 'dnsperf', ...args]]
