@@ -5,9 +5,11 @@
  */
 
 import { createSocket, type Socket } from 'node:dgram'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ZoneSet } from '../../src/config/zone-set.ts'
 import { createLogger } from '../../src/log.ts'
@@ -206,6 +208,40 @@ describe.runIf(process.platform === 'linux')('batched UDP I/O', () => {
     })
     s.close()
     expect(l.stats()).toEqual({ received: 0, batches: 0, dropped: 0 })
+  })
+
+  it('closes the socket of a worker thread that is terminated without closing it', async () => {
+    // A crashed data-plane worker must not leave its socket in the SO_REUSEPORT group: the kernel
+    // would keep handing it a share of the queries, which nobody reads any more.
+    const loader = new URL('../../src/native/udp-batch.ts', import.meta.url).href
+    const worker = new Worker(
+      `
+      const { parentPort } = require('node:worker_threads')
+      import(${JSON.stringify(loader)}).then(({ loadUdpBatch }) => {
+        const a = loadUdpBatch()
+        const [, port] = a.open(4, '127.0.0.1', 0, true, 0, Buffer.alloc(a.BATCH * a.IN_SLOT),
+          Buffer.alloc(a.BATCH * a.META), Buffer.alloc(a.MIN_OUT), () => {})
+        parentPort.postMessage(port)
+      })`,
+      { eval: true },
+    )
+    const [port] = (await once(worker, 'message')) as [number]
+    // Taken while the worker holds it (no SO_REUSEPORT here, so any open socket on it refuses us).
+    const probe = (): Promise<boolean> =>
+      new Promise((resolve) => {
+        const s = createSocket('udp4')
+        s.once('error', () => {
+          s.close()
+          resolve(false)
+        })
+        s.bind(port, '127.0.0.1', () => {
+          s.close()
+          resolve(true)
+        })
+      })
+    expect(await probe()).toBe(false)
+    await worker.terminate()
+    expect(await probe()).toBe(true)
   })
 
   it('says why it cannot bind, with the errno code', async () => {
