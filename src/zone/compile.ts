@@ -7,7 +7,14 @@
  */
 
 import type { GslbConfig } from '../config/gslb-file.ts'
-import { type Owner, QNAME, TemplateBuilder, type TemplateQuestion, type TemplateStore } from '../dns/builder.ts'
+import {
+  type Owner,
+  QNAME,
+  SharedArrays,
+  TemplateBuilder,
+  type TemplateQuestion,
+  type TemplateStore,
+} from '../dns/builder.ts'
 import { childName, isSubdomain, type Name, nameFromKey, nameFromWire, nameToString, parentName } from '../dns/name.ts'
 import { ByteSlab } from '../dns/slab.ts'
 import {
@@ -86,37 +93,23 @@ interface Ctx {
 /**
  * Where the templates of one zone keep their bytes and arrays. The bytes go into the zone's own
  * slab (dns/slab: not Node's shared pool, where each template would keep a 64 KiB chunk of
- * build-time garbage alive). Equal per-RRset arrays are shared: most answers have the same few
- * shapes (one RRset in the answer section, no fixups...), and a typed array costs ~200 bytes of heap
- * however short it is (about 1 KB a template saved; a 100k-record zone has some 150k templates).
+ * build-time garbage alive). Equal per-RRset arrays are shared (about 1 KB a template saved; a
+ * 100k-record zone has some 150k templates).
  */
 class ZoneTemplateStore implements TemplateStore {
   readonly #slab = new ByteSlab()
-  readonly #u16 = new Map<string, Uint16Array>()
-  readonly #u8 = new Map<string, Uint8Array>()
+  readonly #arrays = new SharedArrays()
 
   bytes(src: Buffer, end: number): Buffer {
     return this.#slab.copy(src, 0, end)
   }
 
   u16(values: readonly number[]): Uint16Array {
-    const key = String.fromCharCode(...values)
-    let a = this.#u16.get(key)
-    if (a === undefined) {
-      a = Uint16Array.from(values)
-      this.#u16.set(key, a)
-    }
-    return a
+    return this.#arrays.u16(values)
   }
 
   u8(values: readonly number[]): Uint8Array {
-    const key = String.fromCharCode(...values)
-    let a = this.#u8.get(key)
-    if (a === undefined) {
-      a = Uint8Array.from(values)
-      this.#u8.set(key, a)
-    }
-    return a
+    return this.#arrays.u8(values)
   }
 }
 
