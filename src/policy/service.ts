@@ -266,10 +266,11 @@ export class CompiledService {
       }
       out = entry.out
     }
+    const stable = out
     const last = this.#unordered === undefined ? steps.length : steps.length - 1
     for (let i = pure; i < last; i++) out = steps[i]!.run(out, ctx)
     if (last < steps.length) out = this.#unordered!(out, ctx)
-    return this.#finish(out, six, ctx)
+    return this.#finish(out, six, ctx, out === stable)
   }
 
   /** Drops what was cached under another health view or geo data. */
@@ -288,9 +289,15 @@ export class CompiledService {
   }
 
   /** Health filter and all-down handling over a chain's output. */
-  #finish(out: readonly Endpoint[], six: boolean, ctx: PolicyContext): Decision {
+  /**
+   * `stable`: `out` is an array that outlives this query (a cached prefix result, the service's own
+   * list, passed through unchanged). Only those are memoized: a random step's fresh array never
+   * comes back, and holding it until the service's next query (on a large zone set, ~100 ms later)
+   * made every such array outlive two scavenges and get promoted, then collected in old space.
+   */
+  #finish(out: readonly Endpoint[], six: boolean, ctx: PolicyContext, stable = true): Decision {
     const slot = six ? 1 : 0
-    const memoable = ctx.health === this.#view && ctx.trace === undefined
+    const memoable = stable && ctx.health === this.#view && ctx.trace === undefined
     if (memoable && out === this.#memoOut[slot]) return this.#memo[slot]!
     const d = this.#finishUncached(out, six, ctx)
     if (memoable) {
