@@ -36,9 +36,12 @@ type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-re
 export function compactHeap(): number {
   const t0 = performance.now()
   // `gc` is only made for contexts created while --expose-gc is set; take one and turn it off again.
+  // V8 flags are process-wide: worker threads starting together may turn it off between another
+  // one's two calls, which then finds no `gc` and skips its compaction rather than fail to start.
   setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as GcFunction
+  const gc = runInNewContext('typeof gc === "function" ? gc : undefined') as GcFunction | undefined
   setFlagsFromString('--no-expose-gc')
+  if (gc === undefined) return 0
   gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })
   return performance.now() - t0
 }
