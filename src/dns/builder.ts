@@ -64,21 +64,19 @@ export class SharedArrays {
   }
 
   u16(values: readonly number[]): Uint16Array {
-    const key = String.fromCharCode(...values)
-    let a = this.#u16.get(key)
-    if (a === undefined) {
-      a = Uint16Array.from(values)
-      if (this.#u16.size < this.#limit) this.#u16.set(key, a)
-    }
-    return a
+    return this.#shared(this.#u16, values, (v) => Uint16Array.from(v))
   }
 
   u8(values: readonly number[]): Uint8Array {
+    return this.#shared(this.#u8, values, (v) => Uint8Array.from(v))
+  }
+
+  #shared<A>(known: Map<string, A>, values: readonly number[], make: (v: readonly number[]) => A): A {
     const key = String.fromCharCode(...values)
-    let a = this.#u8.get(key)
+    let a = known.get(key)
     if (a === undefined) {
-      a = Uint8Array.from(values)
-      if (this.#u8.size < this.#limit) this.#u8.set(key, a)
+      a = make(values)
+      if (known.size < this.#limit) known.set(key, a)
     }
     return a
   }
