@@ -130,7 +130,17 @@ static void flush(sock_t *s, uint32_t upto) {
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   sock_t *s = handle->data;
-  if (status < 0 || s->closed) return;
+  if (s->closed) return;
+  if (status < 0) {
+    /* libuv stops a poll handle that reports POLLERR. On this unconnected socket that would be a
+     * pending error about one peer (Linux reports none without IP_RECVERR, but other kernels may):
+     * reading SO_ERROR clears it, and the socket goes on listening instead of going deaf. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    uv_poll_start(&s->poll, UV_READABLE, on_readable);
+    return;
+  }
   napi_env env = s->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
