@@ -336,10 +336,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return pair;
 }
 
-static sock_t *handle_arg(napi_env env, napi_value v) {
+/* The socket handle in the first of `want` arguments (the rest land in argv); NULL with a
+ * JavaScript exception pending when it is not one. */
+static sock_t *socket_arg(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
   void *p = NULL;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_typeof(env, argv[0], &t) != napi_ok ||
+      t != napi_external || napi_get_value_external(env, argv[0], &p) != napi_ok) {
     napi_throw_type_error(env, NULL, "expected a socket handle");
     return NULL;
   }
@@ -348,10 +352,8 @@ static sock_t *handle_arg(napi_env env, napi_value v) {
 
 /* flush(handle, upTo): sends the responses written so far, so JavaScript can reuse out. */
 static napi_value js_flush(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = handle_arg(env, argv[0]);
+  sock_t *s = socket_arg(env, info, 2, argv);
   if (s == NULL) return NULL;
   uint32_t upto;
   CHECK(napi_get_value_uint32(env, argv[1], &upto));
@@ -361,10 +363,8 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
 
 /* stats(handle) -> [batches, datagrams received, responses dropped] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], arr, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = handle_arg(env, argv[0]);
+  sock_t *s = socket_arg(env, info, 1, argv);
   if (s == NULL) return NULL;
   CHECK(napi_create_array_with_length(env, 3, &arr));
   double values[3] = {s->batches, s->received, s->dropped};
@@ -376,10 +376,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = handle_arg(env, argv[0]);
+  sock_t *s = socket_arg(env, info, 1, argv);
   if (s == NULL || s->closed) return NULL;
   napi_remove_env_cleanup_hook(env, env_cleanup, s);
   shut(s, 1);
