@@ -101,7 +101,7 @@ function respond(
   msg: Buffer,
   source: string,
   { answerer, log, observe, rrl }: Responder,
-  peer: () => { bytes: Uint8Array; family: 4 | 6 } | undefined,
+  peer: (source: string) => { bytes: Uint8Array; family: 4 | 6 } | undefined,
 ): Buffer | null {
   let out: Buffer | null
   try {
@@ -112,7 +112,7 @@ function respond(
   }
   if (out === null) return null
   if (rrl !== undefined) {
-    const p = peer()
+    const p = peer(source)
     const verdict = p === undefined ? 'send' : limit(rrl, answerer, out, p.bytes, p.family)
     if (verdict === 'drop') return null
     if (verdict === 'slip') out = truncatedResponse(msg)
@@ -173,6 +173,11 @@ function literalLookup(
   else dnsLookup(address, family as number, callback)
 }
 
+/** The peer's address bytes for RRL, from dgram's text (an IPv4-mapped address counts as IPv4). */
+function peerFromText(source: string): { bytes: Uint8Array; family: 4 | 6 } | undefined {
+  return parseAddress(source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source)
+}
+
 function listenDgram(host: string, port: number, r: Responder, options: UdpOptions): Promise<UdpListener> {
   // A larger receive buffer absorbs bursts that would otherwise be dropped by the kernel (capped by
   // net.core.rmem_max); answering is fast, queues only form while the event loop is busy.
@@ -187,10 +192,7 @@ function listenDgram(host: string, port: number, r: Responder, options: UdpOptio
   socket.on('message', (msg, rinfo) => {
     received++
     const source = rinfo.address
-    const out = respond(msg, source, r, () => {
-      const text = source.startsWith('::ffff:') && isIPv4(source.slice(7)) ? source.slice(7) : source
-      return parseAddress(text)
-    })
+    const out = respond(msg, source, r, peerFromText)
     if (out !== null) socket.send(out, rinfo.port, source)
   })
   // A send error (ICMP unreachable on some platforms, ENOBUFS) concerns one client only.

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ZoneSet } from '../../src/config/zone-set.ts'
+import { ResponseRateLimiter } from '../../src/dns/rrl.ts'
 import { createLogger } from '../../src/log.ts'
 import { loadUdpBatch } from '../../src/native/udp-batch.ts'
 import { Answerer } from '../../src/query/handle.ts'
@@ -135,6 +136,23 @@ describe.runIf(process.platform === 'linux')('batched UDP I/O', () => {
     // Too short to have a header: silence on both paths.
     expect(await udpExchange(batched.port, Buffer.from([1, 2, 3]), 300)).toBeNull()
     expect(await udpExchange(dgram.port, Buffer.from([1, 2, 3]), 300)).toBeNull()
+  })
+
+  it('rate-limits alike on both paths: the peer address reaches RRL from bytes and from text', async () => {
+    const verdicts: Record<string, string[]> = {}
+    for (const io of ['batched', 'dgram'] as const) {
+      // One answer per second per /24, every limited response slipped: answer, then TC, TC.
+      const rrl = new ResponseRateLimiter({ responsesPerSecond: 1, errorsPerSecond: 1, nxdomainsPerSecond: 1, slip: 1 })
+      const l = await listenUdp('127.0.0.1', 0, answerer, log, observe, rrl, { io })
+      listeners.push(l)
+      verdicts[io] = []
+      for (let id = 1; id <= 3; id++) {
+        const m = decode((await udpExchange(l.port, query('www.io.test', 'A', { id })))!)
+        verdicts[io].push(`${m.id}:${(m.flags! & 0x0200) !== 0 ? 'TC' : `${m.answers?.length ?? 0} answers`}`)
+      }
+    }
+    expect(verdicts['batched']).toEqual(['1:1 answers', '2:TC', '3:TC'])
+    expect(verdicts['dgram']).toEqual(verdicts['batched'])
   })
 
   it('answers a burst far larger than one batch, in batches', async () => {
