@@ -124,7 +124,6 @@ interface ZoneCounts {
   readonly queries: Float64Array
 }
 
-/** Decisions of one service, per answering pool ("" when no endpoint answered). */
 /** What one interned answer decision counts: its service's zone, its pool's outcomes, its endpoints. */
 interface AnswerCounters {
   readonly zone: ZoneCounts
@@ -133,6 +132,7 @@ interface AnswerCounters {
   readonly endpoints: readonly EndpointCount[]
 }
 
+/** Decisions of one service, per answering pool ("" when no endpoint answered). */
 interface ServiceCounts {
   readonly zone: ZoneCounts
   readonly service: string

@@ -288,8 +288,8 @@ export class CompiledService {
     this.#memo[0] = this.#memo[1] = undefined
   }
 
-  /** Health filter and all-down handling over a chain's output. */
   /**
+   * Health filter and all-down handling over a chain's output, memoized per family.
    * `stable`: `out` is an array that outlives this query (a cached prefix result, the service's own
    * list, passed through unchanged). Only those are memoized: a random step's fresh array never
    * comes back, and holding it until the service's next query (on a large zone set, ~100 ms later)
