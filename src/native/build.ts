@@ -13,10 +13,10 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ADDON_FILE } from './udp-batch.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const source = join(root, 'src', 'native', 'udp_batch.c')
-export const ADDON_PATH = join(root, 'build', 'udp_batch.node')
 
 /** Directories that may hold node_api.h and uv.h, most specific first. */
 function headerCandidates(): string[] {
@@ -37,9 +37,9 @@ function build(): string {
     throw new Error(`recvmmsg/sendmmsg are Linux system calls (this is ${process.platform})`)
   const headers = headerCandidates().find((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')))
   if (headers === undefined) throw new Error(`no Node-API headers found in: ${headerCandidates().join(', ')}`)
-  mkdirSync(dirname(ADDON_PATH), { recursive: true })
+  mkdirSync(dirname(ADDON_FILE), { recursive: true })
   const cc = process.env['CC'] ?? 'cc'
-  const args = ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-I', headers, '-o', ADDON_PATH, source]
+  const args = ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-I', headers, '-o', ADDON_FILE, source]
   execFileSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] })
   return `${cc} ${args.join(' ')}`
 }
@@ -48,7 +48,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const lenient = process.argv.includes('--if-possible')
   try {
     const cmd = build()
-    console.log(`built ${ADDON_PATH}\n  ${cmd}`)
+    console.log(`built ${ADDON_FILE}\n  ${cmd}`)
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err)
     if (!lenient) {
