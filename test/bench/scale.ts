@@ -5,7 +5,7 @@
  *
  *   node test/bench/scale.ts [--records 100000] [--services 10000] [--endpoints 50000] [--json]
  *                            [--seconds 10] [--warmup 3] [--no-small] [--no-reload]
- *                            [--reload-via watch|sighup]
+ *                            [--reload-via watch|sighup] [--settle-ms 5000]
  *                            [--keep DIR] [--no-pin]
  *
  * 1. Generates the zone set into a temp dir (layout: test/bench/scale/generate.ts): static records
@@ -21,7 +21,14 @@
  * 4. Reload stall: sends a query every millisecond and records each answer's latency while every
  *    zone file is rewritten with a new SOA serial, which makes the server reload all of them (its
  *    directory watch, or SIGHUP with --reload-via sighup); reports the longest latency and the
- *    longest time without any answer during the reload, and the reload time the server logs.
+ *    longest time without any answer before the reload, during it (from the trigger to 200 ms
+ *    after the server's last "zones reloaded" line) and after it (from there to `--settle-ms`,
+ *    default 5 s, after that line: V8 collects the old zone table in a mark-compact a second or
+ *    more after the reload, which can stall the server as long as the reload did), the longest
+ *    gap over during and after together, and the reload time the server logs. VmRSS / VmHWM
+ *    "after the reload" are read at the end of that settle period, while the stream still runs.
+ *    The trigger, end, settle end and longest gap are also printed on stderr in ms since the
+ *    server was spawned, to match against --keep DIR --node-flags=--trace-gc output.
  *
  * Traffic goes to 127.0.0.1 only; every wait is bounded and children are killed on exit.
  */
@@ -59,6 +66,10 @@ const USAGE = `Usage: node test/bench/scale.ts [options]   (npm run bench:scale 
   --no-reload        skip the reload stall measurement
   --reload-via M     watch (rewrite files, the server's directory watch reloads; default) or
                      sighup (server started with --no-watch, files rewritten, then SIGHUP)
+  --settle-ms N      keep the reload's query stream running N ms after the server's last
+                     "zones reloaded" line (default 5000, at least 200): the "after the reload"
+                     column covers 200 ms..N ms after it, where V8's collection of the old zone
+                     table shows; VmRSS / VmHWM after the reload are read at its end
   --keep DIR         write the zone set and query files into DIR and keep them
   --no-pin           do not pin the server and dnsperf with taskset
   --node-flags F     extra node/V8 flags for the servers, space-separated (e.g. "--trace-gc");
@@ -75,6 +86,7 @@ interface Options {
   readonly small: boolean
   readonly reload: boolean
   readonly reloadVia: 'watch' | 'sighup'
+  readonly settleMs: number
   readonly keep: string | undefined
   readonly pin: boolean
   readonly json: boolean
@@ -101,6 +113,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'no-small': { type: 'boolean' },
       'no-reload': { type: 'boolean' },
       'reload-via': { type: 'string' },
+      'settle-ms': { type: 'string' },
       keep: { type: 'string' },
       'no-pin': { type: 'boolean' },
       'node-flags': { type: 'string' },
@@ -121,6 +134,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     small: !(values['no-small'] ?? false),
     reload: !(values['no-reload'] ?? false),
     reloadVia: via,
+    settleMs: intFlag(values['settle-ms'], 'settle-ms', 5000, 200, 600_000),
     keep: values.keep,
     pin: !(values['no-pin'] ?? false),
     json: values.json ?? false,
@@ -454,8 +468,21 @@ interface ReloadResult {
   readonly cpuBusyPct: number
   /** From rewriting the files (or SIGHUP) to the server's reload log line. */
   readonly observedMs: number
+  /** Figures per window; their maxGapEndedAt is in ms since the server was spawned (to within a ms or two). */
   readonly baseline: StallFigures
+  /** From the trigger to 200 ms after the last "zones reloaded" line (as before --settle-ms existed). */
   readonly during: StallFigures
+  /** From 200 ms to `settleMs` after the last "zones reloaded" line. */
+  readonly after: StallFigures
+  /** From the trigger to `settleMs` after the last line: a gap across the during/after edge shows whole here. */
+  readonly duringAndAfter: StallFigures
+  readonly settleMs: number
+  /** Trigger, last "zones reloaded" line and end of the settle period, in ms since the server was spawned. */
+  readonly triggerSinceSpawnMs: number
+  readonly endSinceSpawnMs: number
+  readonly settledSinceSpawnMs: number
+  /** VmRSS / VmHWM at the end of the settle period (the stream still running). */
+  readonly memoryAfter: { rssMb: number; hwmMb: number }
   readonly serialAfter: number | undefined
   readonly filesLoaded: number
 }
@@ -537,26 +564,44 @@ async function measureReload(
     done.push(await s.waitLog((l) => l.msg === 'zones reloaded' && l.obj['reason'] !== 'startup', 300_000, from))
   }
   stream.mark('end')
-  say(`bench:scale: reload done ${f0(performance.now() - s.spawnedAt)} ms after the server was spawned`)
+  const endWall = performance.now()
+  say(`bench:scale: reload done ${f0(endWall - s.spawnedAt)} ms after the server was spawned`)
   const last = done[done.length - 1]!
-  const wall = (performance.now() - triggerWall) / 1000
+  const wall = (endWall - triggerWall) / 1000
   const serverCpuPct = (100 * (cpuSeconds(s.pid) - cpu0)) / wall
   const busy1 = cpuBusy(cpu)
   const cpuBusyPct = busy0 && busy1 ? (100 * (busy1[0] - busy0[0])) / (busy1[1] - busy0[1]) : Number.NaN
-  await new Promise((r) => setTimeout(r, 1000))
+  // The settle period: the old table is garbage now, and V8 may take seconds to collect it.
+  await new Promise((r) => setTimeout(r, Math.max(0, endWall + opts.settleMs - performance.now())))
+  const memoryAfter = memory(s.pid)
+  const settledWall = performance.now()
+  say(`bench:scale: settle period (${f0(opts.settleMs)} ms) over ${f0(settledWall - s.spawnedAt)} ms after spawn`)
   const { result, marks } = await stream.stop()
   const trigger = marks['trigger']!
   const end = marks['end']!
+  // The stream's clock to ms since the server was spawned, through the trigger mark.
+  const sinceSpawn = triggerWall - s.spawnedAt - trigger
+  const figures = (from: number, to: number): StallFigures => {
+    const f = stallFigures(result, from, to)
+    return { ...f, maxGapEndedAt: f.maxGapEndedAt + sinceSpawn }
+  }
   const ms = done.map((l) => l.obj['ms']).filter((m) => typeof m === 'number') as number[]
   return {
     via: opts.reloadVia,
     serverMs: ms.length > 0 ? ms.reduce((a, b) => a + b, 0) : undefined,
     reloads: done.length,
     observedMs: last.at - triggerWall,
-    baseline: stallFigures(result, 200, trigger),
+    baseline: figures(200, trigger),
     // The reload window: from the trigger (the watch adds its 200 ms debounce) to 200 ms after the
     // server's last "zones reloaded" line reached this process.
-    during: stallFigures(result, trigger, end + 200),
+    during: figures(trigger, end + 200),
+    after: figures(end + 200, end + opts.settleMs),
+    duringAndAfter: figures(trigger, end + opts.settleMs),
+    settleMs: opts.settleMs,
+    triggerSinceSpawnMs: triggerWall - s.spawnedAt,
+    endSinceSpawnMs: end + sinceSpawn,
+    settledSinceSpawnMs: settledWall - s.spawnedAt,
+    memoryAfter,
     serialAfter: await soaSerial(s.port, 'corp.example'),
     filesLoaded: loaded(),
     serverCpuPct,
@@ -570,6 +615,9 @@ async function measureReload(
 const f0 = (x: number | undefined): string =>
   x === undefined || Number.isNaN(x) ? '-' : Math.round(x).toLocaleString('en-US')
 const f1 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1))
+const relative = (ms: number): string => `${f0(Math.abs(ms))} ms ${ms < 0 ? 'before' : 'after'}`
+/** ms as seconds, for labels: 5000 -> "5 s", 2500 -> "2.5 s". */
+const secs = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`
 const f2 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2))
 
 function table(head: string[], rows: string[][]): string {
@@ -669,8 +717,14 @@ async function main(argv: string[]): Promise<number> {
       if (opts.reload) {
         say(`bench:scale: reload stall (${opts.reloadVia}): rewriting ${z.files.length} files with serial 2`)
         reload = await measureReload(big, z, opts, base, serverCpu)
-        memAfterReload = memory(big.pid)
-        say(`  reload: max latency ${f1(reload.during.maxLatencyMs)} ms, max gap ${f1(reload.during.maxGapMs)} ms`)
+        memAfterReload = reload.memoryAfter
+        const r = reload
+        say(`  reload: max latency ${f1(r.during.maxLatencyMs)} ms, max gap ${f1(r.during.maxGapMs)} ms`)
+        say(
+          `  after it (${f0(r.settleMs)} ms): max latency ${f1(r.after.maxLatencyMs)} ms, max gap ` +
+            `${f1(r.after.maxGapMs)} ms; longest gap from the trigger on ${f1(r.duringAndAfter.maxGapMs)} ms, ` +
+            `ended ${f0(r.duringAndAfter.maxGapEndedAt)} ms after the server was spawned`,
+        )
       }
     } finally {
       await stop(big.child)
@@ -744,7 +798,10 @@ async function main(argv: string[]): Promise<number> {
         ['VmRSS after load', `${f0(memAfterLoad.rssMb)} MB`],
         ['VmHWM after load (peak so far)', `${f0(memAfterLoad.hwmMb)} MB`],
         ['VmRSS / VmHWM after dnsperf', `${f0(memAfterPerf.rssMb)} / ${f0(memAfterPerf.hwmMb)} MB`],
-        ['VmRSS / VmHWM after the reload', `${f0(memAfterReload.rssMb)} / ${f0(memAfterReload.hwmMb)} MB`],
+        [
+          `VmRSS / VmHWM after the reload (${secs(opts.settleMs)} after it)`,
+          `${f0(memAfterReload.rssMb)} / ${f0(memAfterReload.hwmMb)} MB`,
+        ],
       ],
     ),
   )
@@ -758,18 +815,29 @@ async function main(argv: string[]): Promise<number> {
   if (reload) {
     o.push('')
     const r = reload
+    const w = [r.baseline, r.during, r.after]
     o.push(
       table(
-        ['reload (1 query/ms stream)', 'before the reload', 'during the reload'],
         [
-          ['answers', f0(r.baseline.answered), f0(r.during.answered)],
-          ['lost', f0(r.baseline.lost), f0(r.during.lost)],
-          ['max latency', `${f1(r.baseline.maxLatencyMs)} ms`, `${f1(r.during.maxLatencyMs)} ms`],
-          ['p99 latency', `${f1(r.baseline.p99LatencyMs)} ms`, `${f1(r.during.p99LatencyMs)} ms`],
-          ['longest time without an answer', `${f1(r.baseline.maxGapMs)} ms`, `${f1(r.during.maxGapMs)} ms`],
-          ['answers not NOERROR with data', f0(r.baseline.bad), f0(r.during.bad)],
+          'reload (1 query/ms stream)',
+          'before the reload',
+          'during the reload',
+          `after the reload (${secs(r.settleMs)})`,
+        ],
+        [
+          ['answers', ...w.map((f) => f0(f.answered))],
+          ['lost', ...w.map((f) => f0(f.lost))],
+          ['max latency', ...w.map((f) => `${f1(f.maxLatencyMs)} ms`)],
+          ['p99 latency', ...w.map((f) => `${f1(f.p99LatencyMs)} ms`)],
+          ['longest time without an answer', ...w.map((f) => `${f1(f.maxGapMs)} ms`)],
+          ['answers not NOERROR with data', ...w.map((f) => f0(f.bad))],
         ],
       ),
+    )
+    o.push(
+      `longest time without an answer from the trigger to ${secs(r.settleMs)} after the reload: ` +
+        `${f1(r.duringAndAfter.maxGapMs)} ms, ending ${relative(r.duringAndAfter.maxGapEndedAt - r.endSinceSpawnMs)} ` +
+        `the last "zones reloaded" line (max latency ${f1(r.duringAndAfter.maxLatencyMs)} ms)`,
     )
     o.push(
       `reload via ${r.via}: server-logged ${f0(r.serverMs)} ms in ${r.reloads} reload(s); trigger to last log line ` +

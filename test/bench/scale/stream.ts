@@ -113,6 +113,8 @@ export interface StallFigures {
    * does not count).
    */
   readonly maxGapMs: number
+  /** When the answer that ended the longest gap arrived (the stream's clock), NaN without answers. */
+  readonly maxGapEndedAt: number
   /** Answers with an rcode other than NOERROR, or without records. */
   readonly bad: number
 }
@@ -124,9 +126,14 @@ export function stallFigures(r: StreamResult, from: number, to: number): StallFi
   const arrivals = r.samples.filter((s) => s.receivedAt >= from && s.receivedAt < to)
   arrivals.sort((a, b) => a.receivedAt - b.receivedAt)
   let maxGap = 0
+  let maxGapEndedAt = Number.NaN
   let prev = from
   for (const s of arrivals) {
-    maxGap = Math.max(maxGap, s.receivedAt - Math.max(prev, s.sentAt))
+    const gap = s.receivedAt - Math.max(prev, s.sentAt)
+    if (gap > maxGap || Number.isNaN(maxGapEndedAt)) {
+      maxGap = Math.max(maxGap, gap)
+      maxGapEndedAt = s.receivedAt
+    }
     prev = s.receivedAt
   }
   return {
@@ -135,6 +142,7 @@ export function stallFigures(r: StreamResult, from: number, to: number): StallFi
     maxLatencyMs: lat.length ? lat[lat.length - 1]! : Number.NaN,
     p99LatencyMs: lat.length ? lat[Math.min(lat.length - 1, Math.ceil(lat.length * 0.99) - 1)]! : Number.NaN,
     maxGapMs: maxGap,
+    maxGapEndedAt,
     bad: inWindow.filter((s) => s.rcode !== 0 || s.answers === 0).length,
   }
 }
