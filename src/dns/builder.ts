@@ -5,7 +5,7 @@
  */
 
 import type { Name } from './name.ts'
-import { ByteSlab } from './slab.ts'
+import { ByteSlab, type Placement } from './slab.ts'
 import { SECTION_ADDITIONAL, type Template } from './template.ts'
 import { T } from './types.ts'
 
@@ -42,8 +42,8 @@ export class MessageTooLargeError extends Error {}
  * packs them into the zone's own slab and shares equal arrays (zone/compile).
  */
 export interface TemplateStore {
-  /** A long-lived copy of `src[0..end)`. */
-  bytes(src: Buffer, end: number): Buffer
+  /** A long-lived copy of `src[0..end)`, at `into.chunk[into.at ..]` (filled in and returned). */
+  place(src: Buffer, end: number, into: Placement): Placement
   u16(values: readonly number[]): Uint16Array
   u8(values: readonly number[]): Uint8Array
 }
@@ -90,10 +90,13 @@ export class SharedArrays {
 const servingSlab = new ByteSlab()
 const servingArrays = new SharedArrays(65_536)
 export const SERVING_STORE: TemplateStore = {
-  bytes: (src, end) => servingSlab.copy(src, 0, end),
+  place: (src, end, into) => servingSlab.place(src, 0, end, into),
   u16: (values) => servingArrays.u16(values),
   u8: (values) => servingArrays.u8(values),
 }
+
+/** Where `finish` has its bytes placed; read at once, so one record serves every builder. */
+const placement: Placement = { chunk: Buffer.alloc(0), at: 0 }
 
 /** Largest scratch buffer kept for the next builder; a rare huge template gives its own back to the GC. */
 const MAX_SPARE = 8 * 1024
@@ -178,11 +181,13 @@ export class TemplateBuilder {
     buf.writeUInt16BE(this.#counts[0]!, 6)
     buf.writeUInt16BE(this.#counts[1]!, 8)
     buf.writeUInt16BE(this.#counts[2]!, 10)
-    const bytes = store.bytes(buf, this.#len)
+    const placed = store.place(buf, this.#len, placement)
     if (buf.length <= MAX_SPARE) spare = buf
     return Object.freeze({
       kind: 'template',
-      bytes,
+      bytes: placed.chunk,
+      at: placed.at,
+      size: this.#len,
       qnameLen: this.#qnameLen,
       flags,
       fixups: store.u16(this.#fixups),

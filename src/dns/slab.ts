@@ -23,13 +23,27 @@ export class ByteSlab {
   #used = 0
   #nextSize = MIN_CHUNK
 
+  readonly #placed: Placement = { chunk: Buffer.alloc(0), at: 0 }
+
   /** A copy of `src[start..end)` that shares its memory with other copies made by this slab only. */
   copy(src: Uint8Array, start = 0, end = src.length): Buffer {
+    const p = this.place(src, start, end, this.#placed)
+    return p.chunk.subarray(p.at, p.at + end - start)
+  }
+
+  /**
+   * `copy` without a view: the bytes land at `into.chunk[into.at ..]` (filled in and returned).
+   * Long-lived owners keep the chunk and the offset, so a chunk is one object however many copies
+   * it holds.
+   */
+  place(src: Uint8Array, start: number, end: number, into: Placement): Placement {
     const n = end - start
     if (n > OWN_ALLOCATION) {
       const own = Buffer.allocUnsafeSlow(n)
       own.set(src.subarray(start, end))
-      return own
+      into.chunk = own
+      into.at = 0
+      return into
     }
     let chunk = this.#chunk
     if (chunk === undefined || this.#used + n > chunk.length) {
@@ -38,9 +52,16 @@ export class ByteSlab {
       this.#chunk = chunk
       this.#used = 0
     }
-    const out = chunk.subarray(this.#used, this.#used + n)
-    out.set(src.subarray(start, end))
+    chunk.set(src.subarray(start, end), this.#used)
+    into.chunk = chunk
+    into.at = this.#used
     this.#used += n
-    return out
+    return into
   }
+}
+
+/** Where a copy landed: `chunk[at ..]`. */
+export interface Placement {
+  chunk: Buffer
+  at: number
 }

@@ -20,8 +20,15 @@ export const SECTION_ADDITIONAL = 2
 
 export interface Template {
   readonly kind: 'template'
-  /** Complete message; ID 0, counts as built, question name of `qnameLen` bytes at offset 12. */
+  /**
+   * Memory holding the complete message at `[at, at + size)`: ID 0, counts as built, question
+   * name of `qnameLen` bytes at message offset 12. A slab chunk shared with other templates, not a
+   * view of its own: a 100k-record zone set has ~170k templates, and a view per template was
+   * 170k more objects for every major GC to mark (see templateMessage for the message alone).
+   */
   readonly bytes: Buffer
+  readonly at: number
+  readonly size: number
   readonly qnameLen: number
   /** Header flags without RD/CD (copied from the query) and TC (decided per response). */
   readonly flags: number
@@ -58,11 +65,13 @@ export interface RenderInput {
 export function render(t: Template, q: RenderInput): Buffer {
   const delta = q.qnameLen - t.qnameLen
   const bodyStart = 12 + t.qnameLen + 4
-  let end = t.bytes.length
+  const src = t.bytes
+  const at = t.at
+  let end = t.size
   let flags = t.flags | (q.queryFlags & COPIED_FLAGS)
-  let an = t.bytes.readUInt16BE(6)
-  let ns = t.bytes.readUInt16BE(8)
-  let ar = t.bytes.readUInt16BE(10)
+  let an = (src[at + 6]! << 8) | src[at + 7]!
+  let ns = (src[at + 8]! << 8) | src[at + 9]!
+  let ar = (src[at + 10]! << 8) | src[at + 11]!
   if (end + delta + q.optLen > q.limit) {
     // Keep the longest prefix of whole RRsets that fits; say TC if what is lost was needed.
     const room = q.limit - q.optLen - delta
@@ -103,7 +112,7 @@ export function render(t: Template, q: RenderInput): Buffer {
   out[10] = ar >>> 8
   out[11] = ar & 0xff
   q.packet.copy(out, 12, 12, 12 + q.qnameLen + 4)
-  t.bytes.copy(out, bodyStart + delta, bodyStart, end)
+  src.copy(out, bodyStart + delta, at + bodyStart, at + end)
   if (delta !== 0) {
     const fx = t.fixups
     for (let k = 0; k < fx.length; k++) {
@@ -113,4 +122,9 @@ export function render(t: Template, q: RenderInput): Buffer {
     }
   }
   return out
+}
+
+/** The message of `t` alone (a view, no copy): for tests and slow paths, not the query path. */
+export function templateMessage(t: Template): Buffer {
+  return t.bytes.subarray(t.at, t.at + t.size)
 }

@@ -16,7 +16,7 @@ import {
   type TemplateStore,
 } from '../dns/builder.ts'
 import { childName, isSubdomain, type Name, nameFromKey, nameFromWire, nameToString, parentName } from '../dns/name.ts'
-import { ByteSlab } from '../dns/slab.ts'
+import { ByteSlab, type Placement } from '../dns/slab.ts'
 import {
   FLAG_AA,
   FLAG_QR,
@@ -100,8 +100,8 @@ class ZoneTemplateStore implements TemplateStore {
   readonly #slab = new ByteSlab()
   readonly #arrays = new SharedArrays()
 
-  bytes(src: Buffer, end: number): Buffer {
-    return this.#slab.copy(src, 0, end)
+  place(src: Buffer, end: number, into: Placement): Placement {
+    return this.#slab.place(src, 0, end, into)
   }
 
   u16(values: readonly number[]): Uint16Array {

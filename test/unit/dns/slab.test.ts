@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { QNAME, TemplateBuilder, type TemplateStore } from '../../../src/dns/builder.ts'
 import { parseName } from '../../../src/dns/name.ts'
 import { ByteSlab, MAX_CHUNK } from '../../../src/dns/slab.ts'
-import { SECTION_ANSWER } from '../../../src/dns/template.ts'
+import { SECTION_ANSWER, templateMessage } from '../../../src/dns/template.ts'
 import { T } from '../../../src/dns/types.ts'
 
 const bytes = (n: number, seed: number): Buffer =>
@@ -61,9 +61,9 @@ describe('TemplateBuilder with a store', () => {
     const slab = new ByteSlab()
     const calls: string[] = []
     const store: TemplateStore = {
-      bytes: (src, end) => {
-        calls.push('bytes')
-        return slab.copy(src, 0, end)
+      place: (src, end, into) => {
+        calls.push('place')
+        return slab.place(src, 0, end, into)
       },
       u16: (v) => {
         calls.push('u16')
@@ -80,17 +80,21 @@ describe('TemplateBuilder with a store', () => {
     const small = new TemplateBuilder({ name, qtype: T.A, standIn: false })
     small.add(SECTION_ANSWER, { owner: QNAME, type: T.A, ttl: 30, rdatas: a('198.51.100.9') })
     const t2 = small.finish(0x8400, store)
-    expect(calls.filter((c) => c === 'bytes')).toHaveLength(2)
+    expect(calls.filter((c) => c === 'place')).toHaveLength(2)
     expect(calls.filter((c) => c === 'u16')).toHaveLength(6)
     expect(calls.filter((c) => c === 'u8')).toHaveLength(4)
     // 12 header + 17 question + one 16-byte A record per address.
-    expect(t1.bytes.length).toBe(12 + name.wire.length + 4 + 3 * 16)
-    expect(t2.bytes.length).toBe(12 + name.wire.length + 4 + 16)
-    expect(t1.bytes.readUInt16BE(6)).toBe(3)
-    expect(t2.bytes.readUInt16BE(6)).toBe(1)
-    expect([...t1.bytes.subarray(-4)]).toEqual([192, 0, 2, 3])
-    expect([...t2.bytes.subarray(-4)]).toEqual([198, 51, 100, 9])
-    expect(t2.bytes.buffer).toBe(t1.bytes.buffer)
-    expect(t1.rrsetEnd[0]).toBe(t1.bytes.length)
+    const m1 = templateMessage(t1)
+    const m2 = templateMessage(t2)
+    expect(m1.length).toBe(12 + name.wire.length + 4 + 3 * 16)
+    expect(m2.length).toBe(12 + name.wire.length + 4 + 16)
+    expect(m1.readUInt16BE(6)).toBe(3)
+    expect(m2.readUInt16BE(6)).toBe(1)
+    expect([...m1.subarray(-4)]).toEqual([192, 0, 2, 3])
+    expect([...m2.subarray(-4)]).toEqual([198, 51, 100, 9])
+    // Both messages in one chunk, held by both templates as the same object, back to back.
+    expect(t2.bytes).toBe(t1.bytes)
+    expect(t2.at).toBe(t1.at + t1.size)
+    expect(t1.rrsetEnd[0]).toBe(t1.size)
   })
 })

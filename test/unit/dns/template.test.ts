@@ -19,6 +19,7 @@ import {
   SECTION_ANSWER,
   SECTION_AUTHORITY,
   type Template,
+  templateMessage,
 } from '../../../src/dns/template.ts'
 import { T } from '../../../src/dns/types.ts'
 
@@ -304,7 +305,7 @@ describe('render moves every name to the client question', () => {
   it('writes QNAME owners as a pointer to offset 12, which no fixup touches', () => {
     const t = wildcardMxTemplate()
     const bodyStart = 12 + t.qnameLen + 4
-    expect(t.bytes.readUInt16BE(bodyStart)).toBe(0xc00c)
+    expect(templateMessage(t).readUInt16BE(bodyStart)).toBe(0xc00c)
     expect([...t.fixups]).not.toContain(bodyStart)
     // The MX targets and later names do point elsewhere, so this template does need fixups.
     expect(t.fixups.length).toBeGreaterThan(0)
@@ -347,15 +348,15 @@ describe('render moves every name to the client question', () => {
 
   it('leaves the template untouched, so it can be rendered again for another name', () => {
     const t = wildcardMxTemplate()
-    const before = Buffer.from(t.bytes)
+    const before = Buffer.from(templateMessage(t))
     renderFor(t, 'one-long-name-here.example.com', 'MX')
-    expect(t.bytes.equals(before)).toBe(true)
+    expect(templateMessage(t).equals(before)).toBe(true)
     expect(sections(renderFor(t, 'z.example.com', 'MX').msg).answer[0]).toBe('z.example.com. MX 10 mail.example.com.')
   })
 
   it('reserves optLen bytes after the message for OPT, outside the counts', () => {
     const { out, msg } = renderFor(exactTemplate(), 'www.example.com', 'A', { edns: true })
-    expect(out.length).toBe(exactTemplate().bytes.length + 11)
+    expect(out.length).toBe(templateMessage(exactTemplate()).length + 11)
     expect(msg.additionals!.map((r) => r.type)).toEqual(['A', 'A', 'OPT'])
   })
 })
@@ -502,7 +503,7 @@ describe('render truncation', () => {
 
   it('accounts for a longer client name when deciding what fits', () => {
     const t = referral('glue-first')
-    const full = t.bytes.length
+    const full = templateMessage(t).length
     // The stand-in message fits exactly, but the client's name is 10 bytes longer: less than the
     // optional RRset at the end, so only that one has to go.
     const qname = `${'x'.repeat(11)}.sub.example.com`
@@ -554,14 +555,14 @@ describe('TemplateBuilder', () => {
     const srv = Buffer.concat([Buffer.from([0, 1, 0, 2, 0, 53]), n('ns1.example.com.').wire])
     b.add(SECTION_ANSWER, set(QNAME, T.SRV, 60, srv))
     const t = b.finish(FLAG_QR | FLAG_AA)
-    expect(t.bytes.includes(n('ns1.example.com.').wire)).toBe(true)
+    expect(templateMessage(t).includes(n('ns1.example.com.').wire)).toBe(true)
     expect(t.fixups).toHaveLength(0)
   })
 
   it('sets the header counts to the RRs added', () => {
     const t = wildcardMxTemplate()
-    expect(counts(t.bytes)).toEqual({ an: 2, ns: 2, ar: 3 })
-    expect(t.bytes.readUInt16BE(4)).toBe(1)
+    expect(counts(templateMessage(t))).toEqual({ an: 2, ns: 2, ar: 3 })
+    expect(templateMessage(t).readUInt16BE(4)).toBe(1)
     expect(t.qnameLen).toBe(n('*.example.com.').wire.length)
   })
 })
@@ -584,8 +585,8 @@ describe('render near the 14-bit pointer limit', () => {
   it('writes the additional owner in full rather than pointing at 0x3ff0, which a longer name would push past 0x3fff', () => {
     const t = nearLimit()
     const at = t.rrsetEnd[1]!
-    expect(t.bytes[at]).toBe(3) // the "ns1" label, not a 0xC0 pointer
-    expect(t.bytes.toString('latin1', at + 1, at + 4)).toBe('ns1')
+    expect(templateMessage(t)[at]).toBe(3) // the "ns1" label, not a 0xC0 pointer
+    expect(templateMessage(t).toString('latin1', at + 1, at + 4)).toBe('ns1')
     expect([...t.fixups]).not.toContain(at)
   })
 
