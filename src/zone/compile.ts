@@ -31,24 +31,8 @@ import type { Pool } from '../policy/types.ts'
 import type { ProbeTarget } from '../probe/types.ts'
 import { targetId } from '../state/types.ts'
 import { runSync, type Steps } from './cooperative.ts'
+import { AnswerNode } from './node.ts'
 import { type RRset, readName, type ZoneData } from './validate.ts'
-
-/** Answers for query names that end at a node which exists in the zone (or is an empty non-terminal). */
-export interface AnswerNode {
-  readonly zone: CompiledZone
-  /** Responses by QTYPE when the query name is exactly this node. */
-  readonly exact: ReadonlyMap<number, Template>
-  /** Response for any other QTYPE at this exact name. */
-  readonly exactOther: Template
-  /** The load-balanced service at this name: answers A, AAAA and ANY. */
-  readonly service: ServiceNode | undefined
-  /**
-   * Response for a name below this node that does not exist, when this node decides it: a
-   * referral (this node is or lies below a zone cut) or a wildcard `*.<this node>`.
-   * Undefined means NXDOMAIN from the zone.
-   */
-  readonly below: BelowAnswers | undefined
-}
 
 export interface BelowAnswers {
   readonly byType: ReadonlyMap<number, Template>
@@ -255,7 +239,7 @@ export function* compileZoneSteps(
       }
     }
     const service = cut ? undefined : services.get(key)?.node(name, false)
-    nodes.set(key, { zone, exact, exactOther, below, service })
+    nodes.set(key, new AnswerNode(zone, exact, exactOther, below, service))
   }
   zone.nodes = nodes
   return zone

@@ -9,8 +9,9 @@ import type { Query } from '../dns/query.ts'
 import type { Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
 import type { ServiceNode } from '../policy/service.ts'
-import type { AnswerNode, CompiledZone } from './compile.ts'
+import type { CompiledZone } from './compile.ts'
 import { runSync, type Steps } from './cooperative.ts'
+import type { AnswerNode } from './node.ts'
 
 export interface ZoneTable {
   readonly nodes: ReadonlyMap<string, AnswerNode>
@@ -53,10 +54,10 @@ export function* buildTableSteps(zones: readonly CompiledZone[]): Steps<ZoneTabl
     const parent = zones
       .filter((z) => z !== child && z.apex.labels < child.apex.labels && keyIsSubdomain(child.apex.key, z.apex.key))
       .sort((a, b) => b.apex.labels - a.apex.labels)[0]
-    const ds = parent?.nodes.get(child.apex.key)?.exact.get(T.DS)
+    const ds = parent?.nodes.get(child.apex.key)?.exact(T.DS)
     const apex = nodes.get(child.apex.key)
     if (ds && apex && apex.zone === child) {
-      nodes.set(child.apex.key, { ...apex, exact: new Map(apex.exact).set(T.DS, ds) })
+      nodes.set(child.apex.key, apex.withExact(T.DS, ds))
     }
   }
   return Object.freeze({ nodes, zones: Object.freeze([...zones]) })
@@ -74,7 +75,7 @@ export function lookup(table: ZoneTable, q: Query): Template | ServiceNode | und
   const node = nodes.get(q.key)
   if (node !== undefined) {
     if (addressQuery && node.service !== undefined) return node.service
-    return node.exact.get(qt) ?? node.exactOther
+    return node.exact(qt) ?? node.exactOther
   }
   // Walk up to the closest encloser; it decides between referral, wildcard and NXDOMAIN.
   for (let skip = 1; skip <= q.labelCount; skip++) {
