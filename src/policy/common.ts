@@ -2,7 +2,7 @@
  * @module policy/common
  * Helpers shared by the policy steps: health filters, per-pool tallies, client-subnet hashing and
  * the capacity-weighted spread pick. Nothing here allocates per call except the arrays a step
- * returns; per-pool scratch lives in a `PoolTally` owned by the step.
+ * returns; per-pool scratch lives in the `PoolTally` the steps share.
  *
  * Pools are identified by `Pool.index` (their position in the service's pool list), so a step's
  * configured pools and its candidates must come from the same zone load.
@@ -98,8 +98,8 @@ export function allOfPool(pool: Pool, candidates: readonly Endpoint[]): Endpoint
 /**
  * Per-pool counts of one candidate list, computed in one pass and kept in typed arrays indexed by
  * `Pool.index` (generation-stamped, so nothing is cleared or allocated per call once warm). A step
- * owns one tally and calls `load` at the start of each decision; results are valid until the next
- * `load`. Steps run synchronously, so one tally per step instance is enough.
+ * calls `load` at the start of each decision; results are valid until the next `load`, so the
+ * steps share one (`sharedTally`).
  */
 export class PoolTally {
   /** Distinct candidate pools in order of first appearance (scratch: do not keep). */
@@ -165,6 +165,14 @@ export class PoolTally {
     this.#up = up
   }
 }
+
+/**
+ * The tally the steps share. Steps run synchronously, never inside one another, and each loads the
+ * tally at the start of a decision and is done with it when it returns, so one serves them all: a
+ * tally of its own cost each geo, failover and latency step five objects (two typed arrays and
+ * their buffers), kept for the life of the zone set.
+ */
+export const sharedTally = new PoolTally()
 
 export { fmix32, fnv1a, hashString } from '../hash.ts'
 

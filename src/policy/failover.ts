@@ -10,23 +10,24 @@
  * `up_thresh` are up), and the chain's all-down handling decides from there.
  */
 
-import { PoolTally } from './common.ts'
+import { sharedTally } from './common.ts'
 import type { Endpoint, NamedStep, PolicyContext, Pool, StepConfig } from './types.ts'
 
 export type FailoverConfig = Extract<StepConfig, { kind: 'failover' }>
 
 export function failoverStep(config: FailoverConfig): NamedStep {
-  const failover = new Failover(config.groups)
-  return { name: 'failover', pure: true, run: (candidates, ctx) => failover.run(candidates, ctx) }
+  return new Failover(config.groups)
 }
 
-class Failover {
+/** The step is its own NamedStep (no wrapper object and closure per service). */
+class Failover implements NamedStep {
+  readonly name = 'failover'
+  readonly pure = true
   /** Group number per pool index; pools not listed (or beyond the table) are in the implicit last group. */
   readonly #groupOf: Int32Array
   readonly #implicit: number
-  /** Pool names per group, for trace lines. */
-  readonly #labels: readonly string[]
-  readonly #tally = new PoolTally()
+  /** The configured groups, for trace lines. */
+  readonly #groups: readonly (readonly Pool[])[]
 
   constructor(groups: readonly (readonly Pool[])[]) {
     let max = -1
@@ -36,7 +37,13 @@ class Failover {
       for (const pool of group) if (this.#groupOf[pool.index] === -1) this.#groupOf[pool.index] = g
     })
     this.#implicit = groups.length
-    this.#labels = [...groups.map((group) => group.map((p) => p.name).join(',')), 'unlisted pools']
+    this.#groups = groups
+  }
+
+  /** Pool names of group `g` for trace lines: made only when a trace asks. */
+  #label(g: number): string {
+    const group = this.#groups[g]
+    return group === undefined ? 'unlisted pools' : group.map((p) => p.name).join(',')
   }
 
   #group(pool: Pool): number {
@@ -46,7 +53,7 @@ class Failover {
 
   run(candidates: readonly Endpoint[], ctx: PolicyContext): readonly Endpoint[] {
     if (candidates.length === 0) return candidates
-    const tally = this.#tally
+    const tally = sharedTally
     tally.load(candidates, ctx.health)
     let answering = Number.MAX_SAFE_INTEGER
     let first = Number.MAX_SAFE_INTEGER
@@ -63,7 +70,7 @@ class Failover {
         const e = candidates[i]!
         if (this.#group(e.pool) === answering && tally.isUp(e.pool, false) && ctx.health.up(e)) out.push(e)
       }
-      ctx.trace?.note(`failover: group ${answering + 1} (${this.#labels[answering]}) is up; ${out.length} up endpoints`)
+      ctx.trace?.note(`failover: group ${answering + 1} (${this.#label(answering)}) is up; ${out.length} up endpoints`)
       return out
     }
     for (let i = 0; i < candidates.length; i++) {
@@ -71,7 +78,7 @@ class Failover {
       if (this.#group(e.pool) === first) out.push(e)
     }
     ctx.trace?.note(
-      `failover: no group has an up pool; failing open with all ${out.length} candidates of group ${first + 1} (${this.#labels[first]})`,
+      `failover: no group has an up pool; failing open with all ${out.length} candidates of group ${first + 1} (${this.#label(first)})`,
     )
     return out
   }

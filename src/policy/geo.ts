@@ -29,26 +29,30 @@
  * /24 or /56 used when spreading.
  */
 
-import { allOfPool, hashSubnet, PoolTally, spreadPick, subnetBits, upOfPool } from './common.ts'
-import type { Endpoint, GeoRule, NamedStep, PolicyContext, Pool, StepConfig } from './types.ts'
+import { allOfPool, hashSubnet, type PoolTally, sharedTally, spreadPick, subnetBits, upOfPool } from './common.ts'
+import type { Endpoint, GeoMatch, NamedStep, PolicyContext, Pool, StepConfig } from './types.ts'
 
 export type GeoConfig = Extract<StepConfig, { kind: 'geo' }>
 
 export function geoStep(config: GeoConfig): NamedStep {
-  const geo = new Geo(config)
-  return { name: 'geo', pure: true, run: (candidates, ctx) => geo.run(candidates, ctx) }
+  return new Geo(config)
 }
 
-/** A rule as matched at query time: its pools and a label for trace lines, built at load. */
+/**
+ * What a client is matched to: a configured rule (used as it is) or the fallback (no `match`).
+ * The trace line's label is made only when a trace asks for it (see `label`).
+ */
 interface Target {
   readonly pools: readonly Pool[]
-  readonly label: string
+  readonly match?: GeoMatch | undefined
 }
 
 interface CidrTarget extends Target {
   readonly network: Uint8Array
   readonly prefix: number
 }
+
+const NO_CIDRS: readonly CidrTarget[] = Object.freeze([])
 
 const SPREAD_PREFIX4 = 24
 const SPREAD_PREFIX6 = 56
@@ -58,46 +62,55 @@ const HOW_RULE = 0
 const HOW_SPREAD = 1
 const HOW_FALLBACK = 2
 
-class Geo {
+/** The step is its own NamedStep (no wrapper object and closure per service). */
+class Geo implements NamedStep {
+  readonly name = 'geo'
+  readonly pure = true
   /** CIDR rules per family, longest prefix first (config order among equal prefixes). */
   readonly #cidr4: readonly CidrTarget[]
   readonly #cidr6: readonly CidrTarget[]
-  readonly #asn = new Map<number, Target>()
-  readonly #subdivision = new Map<string, Target>()
-  readonly #country = new Map<string, Target>()
-  readonly #continent = new Map<string, Target>()
+  /** Rules by code; each Map only when some rule uses it (most geo steps use one kind of code). */
+  readonly #asn: Map<number, Target> | undefined
+  readonly #subdivision: Map<string, Target> | undefined
+  readonly #country: Map<string, Target> | undefined
+  readonly #continent: Map<string, Target> | undefined
   readonly #needsGeo: boolean
   readonly #fallback: Target
   readonly #spread: boolean
-  readonly #tally = new PoolTally()
   #how = HOW_RULE
 
   constructor(config: GeoConfig) {
     const cidr4: CidrTarget[] = []
     const cidr6: CidrTarget[] = []
+    let asn: Map<number, Target> | undefined
+    let subdivision: Map<string, Target> | undefined
+    let country: Map<string, Target> | undefined
+    let continent: Map<string, Target> | undefined
     let needsGeo = false
     for (const rule of config.rules) {
       const m = rule.match
-      const label = `${describe(rule)} -> ${rule.pools.map((p) => p.name).join(',')}`
-      const target: Target = { pools: rule.pools, label }
       switch (m.kind) {
         case 'cidr':
-          ;(m.family === 4 ? cidr4 : cidr6).push({ ...target, network: m.network, prefix: m.prefix })
+          ;(m.family === 4 ? cidr4 : cidr6).push({ pools: rule.pools, match: m, network: m.network, prefix: m.prefix })
           break
         case 'asn':
-          if (!this.#asn.has(m.asn)) this.#asn.set(m.asn, target)
+          asn ??= new Map()
+          if (!asn.has(m.asn)) asn.set(m.asn, rule)
           needsGeo = true
           break
         case 'subdivision':
-          setOnce(this.#subdivision, m.code.toUpperCase(), target)
+          subdivision ??= new Map()
+          setOnce(subdivision, m.code.toUpperCase(), rule)
           needsGeo = true
           break
         case 'country':
-          setOnce(this.#country, m.code.toUpperCase(), target)
+          country ??= new Map()
+          setOnce(country, m.code.toUpperCase(), rule)
           needsGeo = true
           break
         case 'continent':
-          setOnce(this.#continent, m.code.toUpperCase(), target)
+          continent ??= new Map()
+          setOnce(continent, m.code.toUpperCase(), rule)
           needsGeo = true
           break
         default: {
@@ -107,23 +120,27 @@ class Geo {
       }
     }
     // Array.prototype.sort is stable: equal prefixes keep config order.
-    this.#cidr4 = cidr4.sort((a, b) => b.prefix - a.prefix)
-    this.#cidr6 = cidr6.sort((a, b) => b.prefix - a.prefix)
+    this.#cidr4 = cidr4.length === 0 ? NO_CIDRS : cidr4.sort((a, b) => b.prefix - a.prefix)
+    this.#cidr6 = cidr6.length === 0 ? NO_CIDRS : cidr6.sort((a, b) => b.prefix - a.prefix)
+    this.#asn = asn
+    this.#subdivision = subdivision
+    this.#country = country
+    this.#continent = continent
     this.#needsGeo = needsGeo
-    this.#fallback = { pools: config.fallback, label: `fallback -> ${config.fallback.map((p) => p.name).join(',')}` }
+    this.#fallback = { pools: config.fallback }
     this.#spread = config.spread
   }
 
   run(candidates: readonly Endpoint[], ctx: PolicyContext): readonly Endpoint[] {
     if (candidates.length === 0) return candidates
-    const tally = this.#tally
+    const tally = sharedTally
     tally.load(candidates, ctx.health)
     const target = this.#match(ctx)
 
     if (tally.upTotal === 0) {
       const natural = firstPresent(tally, target.pools) ?? firstPresent(tally, this.#fallback.pools)
       const all = natural === undefined ? candidates : allOfPool(natural, candidates)
-      ctx.trace?.note(`geo: ${target.label}; no candidate up, passing ${natural?.name ?? 'all'} (${all.length}) on`)
+      ctx.trace?.note(`geo: ${label(target)}; no candidate up, passing ${natural?.name ?? 'all'} (${all.length}) on`)
       return all
     }
 
@@ -141,7 +158,7 @@ class Geo {
           : this.#how === HOW_SPREAD
             ? 'rule pools down, spread by capacity to '
             : 'rule pools down, falling through to '
-      ctx.trace.note(`geo: ${target.label}; ${how}${pool.name} (${out.length} up${relaxed ? ', degraded' : ''})`)
+      ctx.trace.note(`geo: ${label(target)}; ${how}${pool.name} (${out.length} up${relaxed ? ', degraded' : ''})`)
     }
     return out
   }
@@ -168,10 +185,10 @@ class Geo {
     }
     ctx.scope(geo.prefixLength)
     let target: Target | undefined
-    if (geo.asn !== undefined) target = this.#asn.get(geo.asn)
-    if (target === undefined && geo.subdivision !== undefined) target = this.#subdivision.get(geo.subdivision)
-    if (target === undefined && geo.country !== undefined) target = this.#country.get(geo.country)
-    if (target === undefined && geo.continent !== undefined) target = this.#continent.get(geo.continent)
+    if (geo.asn !== undefined) target = this.#asn?.get(geo.asn)
+    if (target === undefined && geo.subdivision !== undefined) target = this.#subdivision?.get(geo.subdivision)
+    if (target === undefined && geo.country !== undefined) target = this.#country?.get(geo.country)
+    if (target === undefined && geo.continent !== undefined) target = this.#continent?.get(geo.continent)
     return target ?? this.#fallback
   }
 
@@ -180,7 +197,7 @@ class Geo {
    * `#how` to say which way it was found, for the trace.
    */
   #choose(target: Target, ctx: PolicyContext, relaxed: boolean): Pool | undefined {
-    const tally = this.#tally
+    const tally = sharedTally
     this.#how = HOW_RULE
     const rulePool = firstUp(tally, target.pools, relaxed)
     if (rulePool !== undefined) return rulePool
@@ -229,8 +246,13 @@ export function prefixMatches(bytes: Uint8Array, network: Uint8Array, prefix: nu
   return ((bytes[whole] ?? 0) & mask) === ((network[whole] ?? 0) & mask)
 }
 
-function describe(rule: GeoRule): string {
-  const m = rule.match
+/** A target for trace lines: `continent EU -> eu-pool`, `fallback -> us-pool`. */
+function label(target: Target): string {
+  const pools = target.pools.map((p) => p.name).join(',')
+  return target.match === undefined ? `fallback -> ${pools}` : `${describe(target.match)} -> ${pools}`
+}
+
+function describe(m: GeoMatch): string {
   switch (m.kind) {
     case 'cidr':
       return `cidr ${formatNetwork(m.family, m.network)}/${m.prefix}`

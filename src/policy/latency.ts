@@ -21,17 +21,16 @@
  * full source prefix when the database knows nothing of the client); none when `vantages` is empty.
  */
 
-import { allOfPool, PoolTally, upOfPool } from './common.ts'
+import { allOfPool, sharedTally, upOfPool } from './common.ts'
 import type { Endpoint, NamedStep, PolicyContext, Pool, StepConfig } from './types.ts'
 
 export type LatencyConfig = Extract<StepConfig, { kind: 'latency' }>
 
 export function latencyStep(config: LatencyConfig): NamedStep {
-  const latency = new Latency(config)
   // Pure despite the hysteresis memory: within one health view the memory of a vantage settles at
   // its first decision (the same RTTs give the same keep/switch verdict every time after), and the
   // decision cache is dropped whenever the view changes, so cached answers never disagree with it.
-  return { name: 'latency', pure: true, run: (candidates, ctx) => latency.run(candidates, ctx) }
+  return new Latency(config)
 }
 
 /** How a decision was reached, for the trace line. */
@@ -44,7 +43,10 @@ const HOW_DEGRADED = 5
 
 const EMPTY_TABLE: ReadonlyMap<string, number> = new Map()
 
-class Latency {
+/** The step is its own NamedStep (no wrapper object and closure per service). */
+class Latency implements NamedStep {
+  readonly name = 'latency'
+  readonly pure = true
   readonly #countries = new Map<string, string>()
   readonly #continents = new Map<string, string>()
   readonly #defaultVantage: string
@@ -52,7 +54,6 @@ class Latency {
   readonly #keep: number
   /** Pool name last answered with, per vantage. */
   readonly #current = new Map<string, string>()
-  readonly #tally = new PoolTally()
   #how = HOW_FASTEST
   #other: Pool | undefined
   #otherName = ''
@@ -68,7 +69,7 @@ class Latency {
 
   run(candidates: readonly Endpoint[], ctx: PolicyContext): readonly Endpoint[] {
     if (candidates.length === 0) return candidates
-    const tally = this.#tally
+    const tally = sharedTally
     tally.load(candidates, ctx.health)
     const vantage = this.#vantage(ctx)
     const table = this.#table.get(vantage) ?? EMPTY_TABLE
@@ -151,7 +152,7 @@ class Latency {
     relaxed: boolean,
     anyHealth: boolean,
   ): Pool | undefined {
-    const tally = this.#tally
+    const tally = sharedTally
     let best: Pool | undefined
     let bestRtt = Number.POSITIVE_INFINITY
     for (let i = 0; i < tally.pools.length; i++) {
@@ -171,7 +172,7 @@ class Latency {
    * sets `#how` (and `#other` / `#otherName`, the pool it was compared with) for the trace.
    */
   #hold(ctx: PolicyContext, vantage: string, table: ReadonlyMap<string, number>, fastest: Pool): Pool {
-    const tally = this.#tally
+    const tally = sharedTally
     const currentName = this.#current.get(vantage)
     this.#how = HOW_FASTEST
     if (currentName === fastest.name) return fastest

@@ -20,14 +20,13 @@
  * database knows nothing of the client; plus the /24 or /56 when spreading.
  */
 
-import { allOfPool, hashSubnet, PoolTally, spreadPick, subnetBits, upOfPool } from './common.ts'
+import { allOfPool, hashSubnet, sharedTally, spreadPick, subnetBits, upOfPool } from './common.ts'
 import type { Endpoint, GeoPoint, NamedStep, PolicyContext, Pool, StepConfig } from './types.ts'
 
 export type ProximityConfig = Extract<StepConfig, { kind: 'proximity' }>
 
 export function proximityStep(config: ProximityConfig): NamedStep {
-  const proximity = new Proximity(config)
-  return { name: 'proximity', pure: true, run: (candidates, ctx) => proximity.run(candidates, ctx) }
+  return new Proximity(config)
 }
 
 /** How `#choose` found its pool: the nearest, by spreading, or the next nearest. */
@@ -46,11 +45,13 @@ export function haversineKm(a: GeoPoint, b: GeoPoint): number {
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(s)))
 }
 
-class Proximity {
+/** The step is its own NamedStep (no wrapper object and closure per service). */
+class Proximity implements NamedStep {
+  readonly name = 'proximity'
+  readonly pure = true
   /** Distance factor (1 - bias/100) per pool name. */
   readonly #factor = new Map<string, number>()
   readonly #spread: boolean
-  readonly #tally = new PoolTally()
   #how = HOW_NEAREST
   #down: Pool | undefined
 
@@ -70,7 +71,7 @@ class Proximity {
 
   run(candidates: readonly Endpoint[], ctx: PolicyContext): readonly Endpoint[] {
     if (candidates.length === 0) return candidates
-    const tally = this.#tally
+    const tally = sharedTally
     tally.load(candidates, ctx.health)
     const geo = ctx.geo()
     ctx.scope(geo === undefined ? ctx.client.sourcePrefix : geo.prefixLength)
@@ -112,7 +113,7 @@ class Proximity {
 
   /** Nearest candidate pool (up ones only unless `anyHealth`); candidate order breaks ties. */
   #nearest(from: GeoPoint | undefined, relaxed: boolean, anyHealth: boolean): Pool | undefined {
-    const tally = this.#tally
+    const tally = sharedTally
     let best: Pool | undefined
     let bestDistance = 0
     for (let i = 0; i < tally.pools.length; i++) {
@@ -140,7 +141,7 @@ class Proximity {
     this.#down = nearest
     if (this.#spread && from !== undefined) {
       const bits = subnetBits(ctx.client, 24, 56)
-      const picked = spreadPick(this.#tally, relaxed, hashSubnet(ctx.client, bits))
+      const picked = spreadPick(sharedTally, relaxed, hashSubnet(ctx.client, bits))
       if (picked !== undefined) {
         ctx.scope(bits)
         this.#how = HOW_SPREAD
