@@ -6,14 +6,15 @@
  */
 
 import { isIPv4, isIPv6 } from 'node:net'
-import { parseCidr } from '../dns/address.ts'
+import { parseAddress, parseCidr } from '../dns/address.ts'
 import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
+import { ByteSlab } from '../dns/slab.ts'
 import { RCODE, typeNumber } from '../dns/types.ts'
 import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
 import type { CheckConfig } from '../probe/types.ts'
 import { runSync, type Steps } from '../zone/cooperative.ts'
 import { MAX_TTL } from '../zone/types.ts'
-import { isMap, isScalar, isSeq, type YamlSource } from './yaml-util.ts'
+import { type Interner, isMap, isScalar, isSeq, type YamlSource } from './yaml-util.ts'
 
 export type AllDownMode =
   | { readonly kind: 'fail-open' }
@@ -68,6 +69,11 @@ export interface GslbConfig {
 }
 
 export const DEFAULT_SERVICE_TTL = 60
+/** The modes without settings: one object each, shared by every service that uses it. */
+const FAIL_OPEN: AllDownMode = Object.freeze({ kind: 'fail-open' })
+const ALL_DOWN_NODATA: AllDownMode = Object.freeze({ kind: 'nodata' })
+const ALL_DOWN_SERVFAIL: AllDownMode = Object.freeze({ kind: 'servfail' })
+const NO_TESTS: readonly GoldenTest[] = Object.freeze([])
 const CONTINENTS = new Set(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])
 const POOL_KEYS = ['region', 'location', 'capacity', 'spillCap', 'upThreshold', 'ttl', 'check', 'endpoints']
 const ENDPOINT_KEYS = ['address', 'cname', 'weight', 'check', 'checkAddress']
@@ -112,6 +118,9 @@ export function* parsePoolsSteps(
   const pools: Pool[] = []
   const endpoints: Endpoint[] = []
   const probes: ProbeSpec[] = []
+  const shared = y.shared
+  // The endpoints' rdata, packed together: one allocation per 64 KiB rather than one per address.
+  const slab = new ByteSlab()
   const checkRef = (at: unknown, field: string): CheckConfig | undefined => {
     const n = y.string(at, field)
     if (n === undefined) return undefined
@@ -129,10 +138,11 @@ export function* parsePoolsSteps(
     const entries = y.entries(body, f)
     y.checkKeys(entries, POOL_KEYS, f)
     const get = (k: string): unknown => entries.find(([key]) => key === k)?.[2]
+    const region = get('region') === undefined ? undefined : y.string(get('region'), `${f}.region`)
     const pool: Mutable<Pool> = {
       index: pools.length,
-      name: poolName,
-      region: get('region') === undefined ? undefined : y.string(get('region'), `${f}.region`),
+      name: shared.string(poolName),
+      region: region === undefined ? undefined : shared.string(region),
       location: get('location') === undefined ? undefined : location(y, get('location'), `${f}.location`),
       capacity:
         get('capacity') === undefined ? 1 : (y.number(get('capacity'), `${f}.capacity`, 0.001, 1e9, false) ?? 1),
@@ -154,7 +164,7 @@ export function* parsePoolsSteps(
         continue
       }
       endpointNames.set(epName, y.pos(epKey).line)
-      const ep = endpoint(y, epName, epBody, ef, pool, endpoints.length)
+      const ep = endpoint(y, epName, epBody, ef, pool, endpoints.length, slab)
       if (ep) {
         eps.push(ep)
         endpoints.push(ep)
@@ -174,7 +184,7 @@ export function* parsePoolsSteps(
               `${ef}.check`,
               'a CNAME endpoint needs checkAddress (or an address in the check) to be probed',
             )
-          else probes.push({ endpoint: epName, address, check })
+          else probes.push({ endpoint: ep.name, address: shared.string(address), check })
         }
       }
     }
@@ -343,7 +353,14 @@ function location(y: YamlSource, node: unknown, f: string): GeoPoint | undefined
   } else {
     y.error(node, f, 'expected [lat, lon] or { lat: ..., lon: ... }')
   }
-  return lat === undefined || lon === undefined ? undefined : Object.freeze({ lat, lon })
+  if (lat === undefined || lon === undefined) return undefined
+  // Regions repeat the same few places: one object per place and file.
+  return y.shared.value(`location:${numberKey(lat)},${numberKey(lon)}`, () => Object.freeze({ lat, lon }))
+}
+
+/** A number as a key that tells -0 from 0 (String(-0) is "0"). */
+function numberKey(n: number): string {
+  return Object.is(n, -0) ? '-0' : String(n)
 }
 
 function endpoint(
@@ -353,7 +370,9 @@ function endpoint(
   f: string,
   pool: Pool,
   index: number,
+  slab: ByteSlab,
 ): Endpoint | undefined {
+  const shared = y.shared
   // Shorthand: `eu-1: 192.0.2.10` is an endpoint with one address and weight 1.
   const entries = isScalar(body) ? [['address', body, body] as [string, unknown, unknown]] : y.entries(body, f)
   if (!isScalar(body)) y.checkKeys(entries as never, ENDPOINT_KEYS, f)
@@ -361,8 +380,8 @@ function endpoint(
   let address4: string | undefined
   let address6: string | undefined
   for (const a of get('address') === undefined ? [] : y.strings(get('address'), `${f}.address`)) {
-    if (isIPv4(a) && address4 === undefined) address4 = a
-    else if (isIPv6(a) && !a.includes('%') && address6 === undefined) address6 = a
+    if (isIPv4(a) && address4 === undefined) address4 = shared.string(a)
+    else if (isIPv6(a) && !a.includes('%') && address6 === undefined) address6 = shared.string(a)
     else if (isIPv4(a) || isIPv6(a))
       y.error(get('address'), `${f}.address`, 'at most one IPv4 and one IPv6 address per endpoint')
     else y.error(get('address'), `${f}.address`, `expected an IPv4 or IPv6 address, got "${a}"`)
@@ -384,7 +403,17 @@ function endpoint(
     y.error(body, f, 'an endpoint needs an address or a cname')
   const weight = get('weight') === undefined ? 1 : y.number(get('weight'), `${f}.weight`, 0, 1000)
   if (weight === undefined) return undefined
-  return Object.freeze({ index, name, pool, address4, address6, cname, weight })
+  return Object.freeze({
+    index,
+    name: shared.string(name),
+    pool,
+    address4,
+    address6,
+    rdata4: address4 === undefined ? undefined : slab.copy(parseAddress(address4)!.bytes),
+    rdata6: address6 === undefined ? undefined : slab.copy(parseAddress(address6)!.bytes),
+    cname,
+    weight,
+  })
 }
 
 export function parseServices(
@@ -406,6 +435,7 @@ export function* parseServicesSteps(
   endpoints: readonly Endpoint[],
 ): Steps<ServiceConfig[]> {
   const services: ServiceConfig[] = []
+  const shared = y.shared
   const poolByName = new Map(pools.map((p) => [p.name, p]))
   const seen = new Map<string, number>()
   let count = 0
@@ -451,7 +481,7 @@ export function* parseServicesSteps(
           )
         else listed.push(p)
       }
-      servicePools = listed
+      servicePools = poolList(shared, listed)
     }
     if (servicePools.length === 0 && pools.length === 0) y.error(keyNode, `${f}.pools`, 'the zone defines no pools')
     const resolvePool = (n: string, at: unknown, field: string): Pool | undefined => {
@@ -465,10 +495,23 @@ export function* parseServicesSteps(
     const chainNode = get('chain')
     if (chainNode === undefined)
       y.error(keyNode, `${f}.chain`, `a service needs a policy chain, e.g. chain: [weighted]`)
+    // Settings-only steps (weighted, multivalue, sticky) and the chains made of them alone are
+    // shared: most services of a large zone use one of a few such chains.
+    const stepKeys: string[] = []
     for (const item of chainNode === undefined ? [] : y.list(chainNode, `${f}.chain`)) {
       const step = parseStep(y, item, `${f}.chain`, servicePools, resolvePool)
-      if (step) steps.push(step)
+      if (!step) continue
+      const key = settingsKey(step)
+      if (key === undefined) steps.push(step)
+      else {
+        steps.push(shared.value(`step:${key}`, () => Object.freeze(step)))
+        stepKeys.push(key)
+      }
     }
+    const chain =
+      stepKeys.length === steps.length
+        ? shared.value(`chain:${stepKeys.join('|')}`, () => Object.freeze(steps))
+        : Object.freeze(steps)
 
     // The fallback pool may be any pool of the zone: it is by nature not among the usual answers.
     const anyPool: ResolvePool = (n, at, field) => {
@@ -480,6 +523,15 @@ export function* parseServicesSteps(
     const failoverTarget =
       get('failoverTarget') === undefined ? undefined : y.number(get('failoverTarget'), `${f}.failoverTarget`, 1, 86400)
     const tests = get('tests') === undefined ? [] : parseTests(y, get('tests'), `${f}.tests`, endpoints, poolByName)
+    // A service of one pool answers from exactly that pool's (frozen) list.
+    const serviceEndpoints =
+      servicePools.length === 1
+        ? servicePools[0]!.endpoints
+        : servicePools === pools
+          ? Object.freeze(pools.flatMap((p) => p.endpoints))
+          : shared.value(`endpoints:${poolKey(servicePools)}`, () =>
+              Object.freeze(servicePools.flatMap((p) => p.endpoints)),
+            )
 
     services.push(
       Object.freeze({
@@ -487,10 +539,10 @@ export function* parseServicesSteps(
         line,
         ttl,
         degradedTtl: Math.min(degradedTtl, ttl),
-        endpoints: Object.freeze(servicePools.flatMap((p) => p.endpoints)),
-        steps: Object.freeze(steps),
+        endpoints: serviceEndpoints,
+        steps: chain,
         allDown,
-        tests: Object.freeze(tests),
+        tests: tests.length === 0 ? NO_TESTS : Object.freeze(tests),
         failoverTarget,
       }),
     )
@@ -499,6 +551,38 @@ export function* parseServicesSteps(
 }
 
 type ResolvePool = (name: string, at: unknown, field: string) => Pool | undefined
+
+function poolKey(pools: readonly Pool[]): string {
+  let key = ''
+  for (let i = 0; i < pools.length; i++) key += (i === 0 ? '' : ',') + pools[i]!.index
+  return key
+}
+
+/**
+ * `pools` as the file's one frozen list of those pools in that order: services, geo rules and
+ * failover groups name the same few lists over and over (a geo service maps six continents onto
+ * three pools).
+ */
+function poolList(shared: Interner, pools: readonly Pool[]): readonly Pool[] {
+  return shared.value(`pools:${poolKey(pools)}`, () => Object.freeze([...pools]))
+}
+
+/**
+ * For a step made of its settings alone (no pools, no maps), a key naming those settings; such a
+ * step configuration can be shared by every service that writes the same. Undefined otherwise.
+ */
+function settingsKey(step: StepConfig): string | undefined {
+  switch (step.kind) {
+    case 'weighted':
+      return `weighted:${step.mode}:${step.by}`
+    case 'multivalue':
+      return `multivalue:${step.count}:${step.shuffle}`
+    case 'sticky':
+      return `sticky:${step.prefix4}:${step.prefix6}`
+    default:
+      return undefined
+  }
+}
 
 function parseStep(
   y: YamlSource,
@@ -559,13 +643,13 @@ function parseStep(
     case 'failover': {
       // Default: each pool of the service is its own group, in the order the service lists them.
       if (opts === undefined || (isScalar(opts) && opts.value === null))
-        return { kind: 'failover', groups: pools.map((p) => [p]) }
+        return { kind: 'failover', groups: pools.map((p) => poolList(y.shared, [p])) }
       const groupsNode = isMap(opts) ? opt(optEntries(['groups']), 'groups') : opts
-      const groups: Pool[][] = []
+      const groups: (readonly Pool[])[] = []
       for (const g of y.list(groupsNode, `${sf}.groups`)) {
         const names = y.strings(g, `${sf}.groups`)
         const group = names.map((n) => resolvePool(n, g, `${sf}.groups`)).filter((p) => p !== undefined)
-        if (group.length > 0) groups.push(group)
+        if (group.length > 0) groups.push(poolList(y.shared, group))
       }
       return { kind: 'failover', groups }
     }
@@ -581,22 +665,22 @@ function parseStep(
             .strings(poolsNode, `${sf}.${key}.${code}`)
             .map((n) => resolvePool(n, poolsNode, `${sf}.${key}.${code}`))
             .filter((p) => p !== undefined)
-          if (match && rulePools.length > 0) rules.push({ match, pools: rulePools })
+          if (match && rulePools.length > 0) rules.push({ match, pools: poolList(y.shared, rulePools) })
         }
       }
       addRules('continents', (code, at) =>
         CONTINENTS.has(code)
-          ? { kind: 'continent', code }
+          ? y.shared.value(`continent:${code}`, () => Object.freeze({ kind: 'continent', code }))
           : bad(y, at, `${sf}.continents`, `unknown continent "${code}"; use ${[...CONTINENTS].join(', ')}`),
       )
       addRules('countries', (code, at) =>
         /^[A-Z]{2}$/.test(code)
-          ? { kind: 'country', code }
+          ? y.shared.value(`country:${code}`, () => Object.freeze({ kind: 'country', code }))
           : bad(y, at, `${sf}.countries`, `expected an ISO 3166-1 code like DE, got "${code}"`),
       )
       addRules('subdivisions', (code, at) =>
         /^[A-Z]{2}-[A-Z0-9]{1,3}$/.test(code)
-          ? { kind: 'subdivision', code }
+          ? y.shared.value(`subdivision:${code}`, () => Object.freeze({ kind: 'subdivision', code }))
           : bad(y, at, `${sf}.subdivisions`, `expected an ISO 3166-2 code like US-CA, got "${code}"`),
       )
       addRules('asns', (code, at) => {
@@ -609,13 +693,15 @@ function parseStep(
         const c = parseCidr(code)
         return typeof c === 'string' ? bad(y, at, `${sf}.networks`, c) : { kind: 'cidr', ...c }
       })
-      const fallback =
+      const fallback = poolList(
+        y.shared,
         opt(e, 'default') === undefined
           ? []
           : y
               .strings(opt(e, 'default'), `${sf}.default`)
               .map((n) => resolvePool(n, opt(e, 'default'), `${sf}.default`))
-              .filter((p) => p !== undefined)
+              .filter((p) => p !== undefined),
+      )
       const spread = opt(e, 'spread') === undefined ? false : (y.boolean(opt(e, 'spread'), `${sf}.spread`) ?? false)
       if (rules.length === 0 && fallback.length === 0)
         return bad(y, item, sf, 'a geo step needs at least one rule or a default')
@@ -690,28 +776,30 @@ function bad(y: YamlSource, at: unknown, field: string, detail: string): undefin
 }
 
 function parseAllDown(y: YamlSource, node: unknown, f: string, resolvePool: ResolvePool): AllDownMode {
-  if (node === undefined) return { kind: 'fail-open' }
+  if (node === undefined) return FAIL_OPEN
   if (isScalar(node)) {
     const v = String(node.value)
-    if (v === 'fail-open' || v === 'nodata' || v === 'servfail') return { kind: v }
+    if (v === 'fail-open') return FAIL_OPEN
+    if (v === 'nodata') return ALL_DOWN_NODATA
+    if (v === 'servfail') return ALL_DOWN_SERVFAIL
     y.error(
       node,
       f,
       `expected fail-open, nodata, servfail, { pool: NAME }, { address: [...] } or { cname: NAME }, got "${v}"`,
     )
-    return { kind: 'fail-open' }
+    return FAIL_OPEN
   }
   const e = y.entries(node, f)
   y.checkKeys(e, ['pool', 'address', 'cname'], f)
   if (e.length !== 1) {
     y.error(node, f, 'give exactly one of pool, address, cname')
-    return { kind: 'fail-open' }
+    return FAIL_OPEN
   }
   const [kind, , value] = e[0]!
   if (kind === 'pool') {
     const name = y.string(value, `${f}.pool`)
     const pool = name === undefined ? undefined : resolvePool(name, value, `${f}.pool`)
-    return pool ? { kind: 'pool', pool } : { kind: 'fail-open' }
+    return pool ? { kind: 'pool', pool } : FAIL_OPEN
   }
   if (kind === 'cname') {
     const text = y.string(value, `${f}.cname`)
@@ -720,7 +808,7 @@ function parseAllDown(y: YamlSource, node: unknown, f: string, resolvePool: Reso
     } catch (err) {
       y.error(value, `${f}.cname`, (err as Error).message)
     }
-    return { kind: 'fail-open' }
+    return FAIL_OPEN
   }
   const addrs = y.strings(value, `${f}.address`)
   const v4 = addrs.filter((a) => isIPv4(a))

@@ -11,6 +11,8 @@ export class YamlSource {
   readonly file: string
   readonly #lc: LineCounter
   readonly errors: ZoneError[]
+  /** Values the parsers of this file share between pools and services (see Interner). */
+  readonly shared = new Interner()
 
   constructor(file: string, lc: LineCounter, errors: ZoneError[]) {
     this.file = file
@@ -96,6 +98,48 @@ export class YamlSource {
     const one = this.string(node, field)
     return one === undefined ? [] : [one]
   }
+}
+
+/**
+ * Equal values of one file, made once and shared: the names and addresses a loaded zone keeps, and
+ * small frozen parts that many pools and services repeat (locations, pool lists, step settings). A
+ * loaded zone set lives until the next reload, and V8's full-GC pauses grow with the number of
+ * live objects (a 10k-service set held ~1.2M of them), so each repeat costs on every major GC.
+ * One per file: nothing outlives the parse but the values themselves.
+ */
+export class Interner {
+  readonly #strings = new Map<string, string>()
+  readonly #values = new Map<string, unknown>()
+
+  /** `text` as a flat string of its own, one per distinct text (see flatString). */
+  string(text: string): string {
+    let s = this.#strings.get(text)
+    if (s === undefined) {
+      s = flatString(text)
+      this.#strings.set(s, s)
+    }
+    return s
+  }
+
+  /** The value stored under `key`, made by `make` the first time. Shared: it must be immutable. */
+  value<T>(key: string, make: () => T): T {
+    let v = this.#values.get(key) as T | undefined
+    if (v === undefined) {
+      v = make()
+      this.#values.set(key, v)
+    }
+    return v
+  }
+}
+
+/**
+ * A copy of `text` stored as a string of its own. Scalars are cut out of the file's text, and V8
+ * keeps a cut of 13 or more characters as a view into its source (a sliced string): one kept
+ * endpoint name would keep the whole multi-megabyte file text alive. JSON's round trip is exact
+ * for every string and always allocates a fresh one.
+ */
+export function flatString(text: string): string {
+  return JSON.parse(JSON.stringify(text)) as string
 }
 
 export function keyText(key: unknown): string {

@@ -13,7 +13,7 @@ import { type Name, nameToString } from '../dns/name.ts'
 import { FLAG_AA, FLAG_QR, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
 import { type GeoLookup, KEY_BITS4, KEY_BITS6, KEY_UNKNOWN, KEY_V4, KEY_V6 } from '../query/context.ts'
-import { makeStep } from './registry.ts'
+import { makeSteps } from './registry.ts'
 import type { Endpoint, HealthView, NamedStep, PolicyContext, PolicyStep, Pool } from './types.ts'
 
 /** What a service decided for one query; `gslb explain` and golden tests read it directly. */
@@ -59,6 +59,15 @@ export interface ServiceNode {
 const NODATA: Decision = Object.freeze({ kind: 'nodata', allDown: false })
 const NODATA_ALL_DOWN: Decision = Object.freeze({ kind: 'nodata', allDown: true })
 const SERVFAIL: Decision = Object.freeze({ kind: 'servfail' })
+
+const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([])
+/**
+ * The memo slots of a service that has not been queried yet: every read finds nothing, and
+ * `#validate` gives the service arrays of its own before anything is stored (the first query of a
+ * view always passes there, and nothing is memoized outside a validated view). Most services of a
+ * large zone set are never queried, and two arrays per service were 40k objects for 10k services.
+ */
+const NOT_MEMOIZED = Object.freeze([]) as never[]
 
 /** Bounds of the per-service caches; hitting one clears that cache (a rare full rebuild). */
 const MAX_CACHED_TEMPLATES = 4096
@@ -154,14 +163,14 @@ export class CompiledService {
   /** Endpoints that can answer A (IPv4 address or CNAME) and AAAA (IPv6 address or CNAME). */
   readonly #forA: readonly Endpoint[]
   readonly #forAAAA: readonly Endpoint[]
-  readonly #rdata4: ReadonlyMap<Endpoint, Buffer>
-  readonly #rdata6: ReadonlyMap<Endpoint, Buffer>
   readonly #nodata: Template
   /** How many leading steps are pure (cacheable per client prefix). */
   readonly #pure: number
   /** The last step's order-free variant: its answers are canonical and shuffled at render. */
   readonly #unordered: PolicyStep | undefined
-  readonly #nodes: ServiceNode[] = []
+  /** The nodes of this service: nearly always one, so the rare others go in an array made for them. */
+  #node: ServiceNode | undefined
+  #moreNodes: ServiceNode[] | undefined
   /** Made on first use: a zone set may hold tens of thousands of services, most never queried. */
   #prefix: readonly [PrefixCache, PrefixCache] | undefined
   /** What the prefix caches and the pool verdicts were computed under. */
@@ -177,27 +186,21 @@ export class CompiledService {
    * e.g. a multivalue over every up endpoint returns the service's own list), per family, for the
    * current view: found by the list's identity, without walking it.
    */
-  readonly #memoOut: (readonly Endpoint[] | undefined)[] = [undefined, undefined]
-  readonly #memo: (Decision | undefined)[] = [undefined, undefined]
-  /** The last one-endpoint decision per (endpoint, family): the common case, found without hashing. */
-  #single: (Answer | undefined)[] = []
+  #memoOut: (readonly Endpoint[] | undefined)[] = NOT_MEMOIZED
+  #memo: (Decision | undefined)[] = NOT_MEMOIZED
+  /**
+   * The last one-endpoint decision per (endpoint, family): the common case, found without hashing.
+   * Made on first store.
+   */
+  #single: (Answer | undefined)[] | undefined
 
   constructor(config: ServiceConfig, zoneKey: string, nodata: Template) {
     this.config = config
     this.zoneKey = zoneKey
-    this.steps = config.steps.map(makeStep)
+    this.steps = makeSteps(config.steps)
     this.#nodata = nodata
-    this.#forA = config.endpoints.filter((e) => e.address4 !== undefined || e.cname !== undefined)
-    this.#forAAAA = config.endpoints.filter((e) => e.address6 !== undefined || e.cname !== undefined)
-    const r4 = new Map<Endpoint, Buffer>()
-    const r6 = new Map<Endpoint, Buffer>()
-    const fallback = config.allDown.kind === 'pool' ? config.allDown.pool.endpoints : []
-    for (const e of [...config.endpoints, ...fallback]) {
-      if (e.address4) r4.set(e, parseAddress(e.address4)!.bytes)
-      if (e.address6) r6.set(e, parseAddress(e.address6)!.bytes)
-    }
-    this.#rdata4 = r4
-    this.#rdata6 = r6
+    this.#forA = answering(config.endpoints, (e) => e.address4 !== undefined || e.cname !== undefined)
+    this.#forAAAA = answering(config.endpoints, (e) => e.address6 !== undefined || e.cname !== undefined)
     let pure = 0
     while (pure < this.steps.length && this.steps[pure]!.pure === true) pure++
     this.#pure = pure
@@ -207,7 +210,9 @@ export class CompiledService {
   node(question: Name, standIn: boolean): ServiceNode {
     const templates: ServiceNode['templates'] = [undefined, undefined]
     const node: ServiceNode = Object.freeze({ kind: 'service', service: this, question, standIn, templates })
-    this.#nodes.push(node)
+    if (this.#node === undefined) this.#node = node
+    else if (this.#moreNodes === undefined) this.#moreNodes = [node]
+    else this.#moreNodes.push(node)
     return node
   }
 
@@ -284,8 +289,13 @@ export class CompiledService {
     this.#prefix?.[0].clear()
     this.#prefix?.[1].clear()
     this.#poolState?.fill(0)
-    this.#memoOut[0] = this.#memoOut[1] = undefined
-    this.#memo[0] = this.#memo[1] = undefined
+    if (this.#memo === NOT_MEMOIZED) {
+      this.#memoOut = [undefined, undefined]
+      this.#memo = [undefined, undefined]
+    } else {
+      this.#memoOut[0] = this.#memoOut[1] = undefined
+      this.#memo[0] = this.#memo[1] = undefined
+    }
   }
 
   /**
@@ -421,7 +431,7 @@ export class CompiledService {
   ): Answer {
     const slot = endpoints.length === 1 ? endpoints[0]!.index * 2 + (six ? 1 : 0) : -1
     if (slot >= 0) {
-      const last = this.#single[slot]
+      const last = this.#single?.[slot]
       if (
         last !== undefined &&
         last.type === type &&
@@ -447,7 +457,7 @@ export class CompiledService {
       found.shuffle === shuffle &&
       sameEndpoints(found.endpoints, endpoints)
     ) {
-      if (slot >= 0) this.#single[slot] = found
+      if (slot >= 0) this.#keepSingle(slot, found)
       return found
     }
     // Only on a miss: a repeated decision costs no arrays and no closure.
@@ -466,8 +476,17 @@ export class CompiledService {
     if (this.#interned === undefined) this.#interned = new Map()
     else if (this.#interned.size >= MAX_INTERNED) this.#clearInterned()
     this.#interned.set(key, d)
-    if (slot >= 0) this.#single[slot] = d
+    if (slot >= 0) this.#keepSingle(slot, d)
     return d
+  }
+
+  #keepSingle(slot: number, d: Answer): void {
+    let single = this.#single
+    if (single === undefined) {
+      single = []
+      this.#single = single
+    }
+    single[slot] = d
   }
 
   /** rdata and text of an answer made of endpoints: their CNAME target, or their addresses. */
@@ -476,17 +495,17 @@ export class CompiledService {
       const target = endpoints[0]!.cname!
       return { rdatas: [target.wire], values: [nameToString(target)] }
     }
-    const rd = six ? this.#rdata6 : this.#rdata4
     return {
-      rdatas: endpoints.map((e) => rd.get(e)!),
+      rdatas: endpoints.map((e) => (six ? e.rdata6! : e.rdata4!)),
       values: endpoints.map((e) => (six ? e.address6! : e.address4!)),
     }
   }
 
   #clearInterned(): void {
     this.#interned?.clear()
-    this.#single = []
-    for (const n of this.#nodes) for (const m of n.templates) m?.clear()
+    this.#single = undefined
+    if (this.#node !== undefined) clearTemplates(this.#node)
+    for (const n of this.#moreNodes ?? NO_NODES) clearTemplates(n)
   }
 
   /** The response template for a decision at `node`: cached, built on first use. */
@@ -512,6 +531,24 @@ export class CompiledService {
     }
     return t
   }
+}
+
+const NO_NODES: readonly ServiceNode[] = Object.freeze([])
+
+function clearTemplates(node: ServiceNode): void {
+  for (const m of node.templates) m?.clear()
+}
+
+/**
+ * The endpoints of `list` that can answer one query type, in order. The list itself when all can
+ * and a shared empty list when none can (both common: most services are all IPv4 or dual-stack),
+ * so a service keeps no copy of its endpoints.
+ */
+function answering(list: readonly Endpoint[], can: (e: Endpoint) => boolean): readonly Endpoint[] {
+  let n = 0
+  for (let i = 0; i < list.length; i++) if (can(list[i]!)) n++
+  if (n === list.length) return list
+  return n === 0 ? NO_ENDPOINTS : list.filter(can)
 }
 
 const FNV_OFFSET = 0x811c9dc5

@@ -23,6 +23,13 @@ export interface Endpoint {
   readonly address4: string | undefined
   /** IPv6 address answered for AAAA, if any. */
   readonly address6: string | undefined
+  /**
+   * `address4` and `address6` as rdata (4 and 16 bytes), made once per endpoint at load and read
+   * directly when an answer is built: kept here rather than in a per-service map, which cost two
+   * Maps and a Buffer per endpoint and service.
+   */
+  readonly rdata4: Buffer | undefined
+  readonly rdata6: Buffer | undefined
   /** Target name answered as CNAME instead of addresses (e.g. a CDN hostname). */
   readonly cname: Name | undefined
   /** Configured weight, 0..1000. 0 means only when nothing else is up. */

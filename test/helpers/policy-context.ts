@@ -58,12 +58,16 @@ export function makePools(spec: Readonly<Record<string, PoolSpec>>): TestPools {
     const count = s.endpoints ?? (Array.isArray(s.weight) ? s.weight.length : 1)
     for (let i = 0; i < count; i++) {
       const weight = typeof s.weight === 'number' ? s.weight : (s.weight?.[i] ?? 1)
+      const address4 = `10.${poolIndex}.${i >> 8}.${i & 0xff}`
+      const address6 = `2001:db8:${poolIndex.toString(16)}::${(i + 1).toString(16)}`
       const e: Endpoint = {
         index: endpoints.length,
         name: `${name}-${i + 1}`,
         pool,
-        address4: `10.${poolIndex}.${i >> 8}.${i & 0xff}`,
-        address6: `2001:db8:${poolIndex.toString(16)}::${(i + 1).toString(16)}`,
+        address4,
+        address6,
+        rdata4: Buffer.from(parseAddress(address4).bytes),
+        rdata6: Buffer.from(parseAddress(address6).bytes),
         cname: undefined,
         weight,
       }
