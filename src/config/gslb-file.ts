@@ -8,7 +8,6 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { parseAddress, parseCidr } from '../dns/address.ts'
 import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
-import { ByteSlab } from '../dns/slab.ts'
 import { RCODE, typeNumber } from '../dns/types.ts'
 import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
 import type { CheckConfig } from '../probe/types.ts'
@@ -119,8 +118,7 @@ export function* parsePoolsSteps(
   const endpoints: Endpoint[] = []
   const probes: ProbeSpec[] = []
   const shared = y.shared
-  // The endpoints' rdata, packed together: one allocation per 64 KiB rather than one per address.
-  const slab = new ByteSlab()
+  const slab = new AddressSlab()
   const checkRef = (at: unknown, field: string): CheckConfig | undefined => {
     const n = y.string(at, field)
     if (n === undefined) return undefined
@@ -370,7 +368,7 @@ function endpoint(
   f: string,
   pool: Pool,
   index: number,
-  slab: ByteSlab,
+  slab: AddressSlab,
 ): Endpoint | undefined {
   const shared = y.shared
   // Shorthand: `eu-1: 192.0.2.10` is an endpoint with one address and weight 1.
@@ -403,17 +401,103 @@ function endpoint(
     y.error(body, f, 'an endpoint needs an address or a cname')
   const weight = get('weight') === undefined ? 1 : y.number(get('weight'), `${f}.weight`, 0, 1000)
   if (weight === undefined) return undefined
-  return Object.freeze({
-    index,
-    name: shared.string(name),
-    pool,
-    address4,
-    address6,
-    rdata4: address4 === undefined ? undefined : slab.copy(parseAddress(address4)!.bytes),
-    rdata6: address6 === undefined ? undefined : slab.copy(parseAddress(address6)!.bytes),
-    cname,
-    weight,
-  })
+  const bytes4 = address4 === undefined ? undefined : parseAddress(address4)!.bytes
+  const bytes6 = address6 === undefined ? undefined : parseAddress(address6)!.bytes
+  const chunk = slab.room((bytes4?.length ?? 0) + (bytes6?.length ?? 0))
+  const at4 = bytes4 === undefined ? -1 : slab.put(bytes4)
+  const at6 = bytes6 === undefined ? -1 : slab.put(bytes6)
+  return new FileEndpoint(index, shared.string(name), pool, address4, address6, cname, weight, chunk, at4, at6)
+}
+
+const MIN_CHUNK = 256
+const MAX_CHUNK = 64 * 1024
+
+/**
+ * The address bytes of a file's endpoints, packed into chunks of their own (not Node's shared
+ * pool, where each would keep a 64 KiB chunk of load-time garbage alive). Chunks start small and
+ * double, so a zone of a few endpoints holds a few hundred bytes.
+ */
+class AddressSlab {
+  #chunk: Buffer | undefined
+  #used = 0
+  #nextSize = MIN_CHUNK
+
+  /** The chunk the next `n` bytes of `put` go into, made when the current one lacks room. */
+  room(n: number): Buffer | undefined {
+    if (n === 0) return undefined
+    if (this.#chunk === undefined || this.#used + n > this.#chunk.length) {
+      this.#chunk = Buffer.allocUnsafeSlow(Math.max(this.#nextSize, n))
+      this.#nextSize = Math.min(this.#nextSize * 2, MAX_CHUNK)
+      this.#used = 0
+    }
+    return this.#chunk
+  }
+
+  /** Copies `bytes` into the chunk `room` returned; their offset there. */
+  put(bytes: Uint8Array): number {
+    const at = this.#used
+    this.#chunk!.set(bytes, at)
+    this.#used += bytes.length
+    return at
+  }
+}
+
+/**
+ * An endpoint read from a zone file. Its rdata is cut from the file's address slab when an answer
+ * is first built from it (a decision cache miss, not each query): a Buffer per address made at load
+ * was 75k live objects in a 50k-endpoint zone set, most of them never answered, and full-GC pauses
+ * grow with the number of live objects. Frozen like every loaded value; the private cache fields
+ * are not properties, so they stay writable.
+ */
+class FileEndpoint implements Endpoint {
+  readonly index: number
+  readonly name: string
+  readonly pool: Pool
+  readonly address4: string | undefined
+  readonly address6: string | undefined
+  readonly cname: Name | undefined
+  readonly weight: number
+  /** Slab chunk holding the address bytes, and their offsets there (-1: no such address). */
+  readonly #chunk: Buffer | undefined
+  readonly #at4: number
+  readonly #at6: number
+  #rdata4: Buffer | undefined
+  #rdata6: Buffer | undefined
+
+  constructor(
+    index: number,
+    name: string,
+    pool: Pool,
+    address4: string | undefined,
+    address6: string | undefined,
+    cname: Name | undefined,
+    weight: number,
+    chunk: Buffer | undefined,
+    at4: number,
+    at6: number,
+  ) {
+    this.index = index
+    this.name = name
+    this.pool = pool
+    this.address4 = address4
+    this.address6 = address6
+    this.cname = cname
+    this.weight = weight
+    this.#chunk = chunk
+    this.#at4 = at4
+    this.#at6 = at6
+    Object.freeze(this)
+  }
+
+  get rdata4(): Buffer | undefined {
+    if (this.#rdata4 === undefined && this.#at4 >= 0) this.#rdata4 = this.#chunk!.subarray(this.#at4, this.#at4 + 4)
+    return this.#rdata4
+  }
+
+  get rdata6(): Buffer | undefined {
+    if (this.#rdata6 === undefined && this.#at6 >= 0) this.#rdata6 = this.#chunk!.subarray(this.#at6, this.#at6 + 16)
+    return this.#rdata6
+  }
 }
 
 export function parseServices(

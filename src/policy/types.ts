@@ -24,9 +24,9 @@ export interface Endpoint {
   /** IPv6 address answered for AAAA, if any. */
   readonly address6: string | undefined
   /**
-   * `address4` and `address6` as rdata (4 and 16 bytes), made once per endpoint at load and read
-   * directly when an answer is built: kept here rather than in a per-service map, which cost two
-   * Maps and a Buffer per endpoint and service.
+   * `address4` and `address6` as rdata (4 and 16 bytes), read when an answer is built (a decision
+   * cache miss): kept with the endpoint rather than in a per-service map, which cost two Maps and a
+   * Buffer per endpoint and service. May be made on first read (see config/gslb-file).
    */
   readonly rdata4: Buffer | undefined
   readonly rdata6: Buffer | undefined
