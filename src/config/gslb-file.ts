@@ -798,7 +798,7 @@ function parseStep(
       for (const [p, pNode, v] of biasNode === undefined ? [] : y.entries(biasNode, `${sf}.bias`)) {
         if (resolvePool(p, pNode, `${sf}.bias`)) {
           const b = y.number(v, `${sf}.bias.${p}`, -99, 99)
-          if (b !== undefined) bias.set(p, b)
+          if (b !== undefined) bias.set(y.shared.string(p), b)
         }
       }
       for (const p of pools)
@@ -815,9 +815,9 @@ function parseStep(
       for (const [region, , codes] of vNode === undefined ? [] : y.entries(vNode, `${sf}.vantages`)) {
         for (const code of y.strings(codes, `${sf}.vantages.${region}`)) {
           const forced = /^country:([A-Z]{2})$/.exec(code)?.[1]
-          if (forced) countryVantages.set(forced, region)
-          else if (CONTINENTS.has(code)) continentVantages.set(code, region)
-          else if (/^[A-Z]{2}$/.test(code)) countryVantages.set(code, region)
+          if (forced) countryVantages.set(forced, y.shared.string(region))
+          else if (CONTINENTS.has(code)) continentVantages.set(code, y.shared.string(region))
+          else if (/^[A-Z]{2}$/.test(code)) countryVantages.set(code, y.shared.string(region))
           else
             y.error(
               codes,
@@ -826,16 +826,17 @@ function parseStep(
             )
         }
       }
-      const defaultVantage = opt(e, 'default') === undefined ? undefined : y.string(opt(e, 'default'), `${sf}.default`)
+      const defaultText = opt(e, 'default') === undefined ? undefined : y.string(opt(e, 'default'), `${sf}.default`)
+      const defaultVantage = defaultText === undefined ? undefined : y.shared.string(defaultText)
       const table = new Map<string, Map<string, number>>()
       const tNode = opt(e, 'table')
       for (const [vantage, , row] of tNode === undefined ? [] : y.entries(tNode, `${sf}.table`)) {
         const m = new Map<string, number>()
         for (const [p, pNode, ms] of y.entries(row, `${sf}.table.${vantage}`)) {
           const v = y.number(ms, `${sf}.table.${vantage}.${p}`, 0, 100000, false)
-          if (resolvePool(p, pNode, `${sf}.table.${vantage}`) && v !== undefined) m.set(p, v)
+          if (resolvePool(p, pNode, `${sf}.table.${vantage}`) && v !== undefined) m.set(y.shared.string(p), v)
         }
-        table.set(vantage, m)
+        table.set(y.shared.string(vantage), m)
       }
       const hysteresis =
         opt(e, 'hysteresis') === undefined ? 0.2 : y.number(opt(e, 'hysteresis'), `${sf}.hysteresis`, 0, 0.9, false)
