@@ -124,13 +124,23 @@ interface ZoneCounts {
   readonly queries: Float64Array
 }
 
-/** What one interned answer decision counts: its service's zone, its pool's outcomes, its endpoints. */
+/**
+ * What one interned answer decision counts: its service's zone, its pool's outcomes, its endpoints.
+ * A query adds one to `pending` only; the pool and endpoint counts get it when they are read
+ * (`#fold`), so a query touches one counter however many endpoints it answered with, instead of
+ * one scattered counter per endpoint (cache misses on a large zone set).
+ */
 interface AnswerCounters {
+  readonly owner: QueryCounters
   readonly zone: ZoneCounts
   readonly byPool: Float64Array
   readonly outcome: number
   readonly endpoints: readonly EndpointCount[]
+  pending: number
 }
+
+/** Answers counted but not yet folded into pools and endpoints, at most; past it, fold at once. */
+const MAX_PENDING = 65_536
 
 /** Decisions of one service, per answering pool ("" when no endpoint answered). */
 interface ServiceCounts {
@@ -186,6 +196,8 @@ export class QueryCounters {
    * and per endpoint answered (the largest item of the query path's own time with 10k services).
    */
   readonly #byAnswer = new WeakMap<Decision, AnswerCounters>()
+  /** Counters with a `pending` count, each once. */
+  #pending: AnswerCounters[] = []
   /** Zone resolution for names that are not a node of the table, rebuilt when the table changes. */
   #table: ZoneTable | undefined
   #byZone = new Map<CompiledZone, ZoneCounts>()
@@ -225,14 +237,21 @@ export class QueryCounters {
 
   #decided(svc: CompiledService, d: Decision): ZoneCounts {
     if (d.kind === 'answer') {
-      let a = this.#byAnswer.get(d)
-      if (a === undefined) {
-        a = this.#answerCounters(svc, d)
-        this.#byAnswer.set(d, a)
+      // The decision's own slot first: no lookup. The WeakMap only for a decision another
+      // QueryCounters (a test's, a second answerer's) took the slot of.
+      let a = d.meter as AnswerCounters | undefined
+      if (a === undefined || a.owner !== this) {
+        a = this.#byAnswer.get(d)
+        if (a === undefined || a.owner !== this) {
+          a = this.#answerCounters(svc, d)
+          this.#byAnswer.set(d, a)
+          d.meter ??= a
+        }
       }
-      a.byPool[a.outcome]!++
-      const e = a.endpoints
-      for (let i = 0; i < e.length; i++) e[i]!.value++
+      if (a.pending++ === 0) {
+        this.#pending.push(a)
+        if (this.#pending.length >= MAX_PENDING) this.#fold()
+      }
       return a.zone
     }
     return this.#decidedSlow(svc, d)
@@ -243,7 +262,26 @@ export class QueryCounters {
     // The pool of the first endpoint answered: the one a failover or geo step chose.
     const pool = d.endpoints[0]?.pool.name ?? ''
     const endpoints = d.endpoints.map((e) => this.#endpointByObject.get(e) ?? this.#newEndpoint(svc.zoneKey, e))
-    return { zone: sc.zone, byPool: this.#poolCounts(sc, pool), outcome: d.allDown ? O_ALL_DOWN : O_ANSWER, endpoints }
+    return {
+      owner: this,
+      zone: sc.zone,
+      byPool: this.#poolCounts(sc, pool),
+      outcome: d.allDown ? O_ALL_DOWN : O_ANSWER,
+      endpoints,
+      pending: 0,
+    }
+  }
+
+  /** Adds every pending answer count to its pool and endpoint counts (before they are read). */
+  #fold(): void {
+    const list = this.#pending
+    this.#pending = []
+    for (const a of list) {
+      const n = a.pending
+      a.pending = 0
+      a.byPool[a.outcome]! += n
+      for (const e of a.endpoints) e.value += n
+    }
   }
 
   #poolCounts(sc: ServiceCounts, pool: string): Float64Array {
@@ -275,6 +313,7 @@ export class QueryCounters {
   }
 
   endpointAnswers(): readonly EndpointCount[] {
+    this.#fold()
     return [...this.#endpointCounts.values()]
   }
 
@@ -362,6 +401,7 @@ export class QueryCounters {
   }
 
   answers(): AnswerSeries[] {
+    this.#fold()
     const out: AnswerSeries[] = []
     for (const sc of this.#serviceCounts.values()) {
       for (const [pool, counts] of sc.byPool) {

@@ -16,30 +16,59 @@ import { type GeoLookup, KEY_BITS4, KEY_BITS6, KEY_UNKNOWN, KEY_V4, KEY_V6 } fro
 import { makeSteps } from './registry.ts'
 import type { Endpoint, HealthView, NamedStep, PolicyContext, PolicyStep, Pool } from './types.ts'
 
+/**
+ * An answer a service decided: interned per service, so a repeated decision is the same object
+ * and what is derived from it (its response template, its metrics counters) hangs off it, found
+ * with no lookup. On a zone set of 10k services the Map and WeakMap lookups that used to find them
+ * were cache misses on every query.
+ */
+export class AnswerDecision {
+  readonly kind = 'answer' as const
+  /**
+   * The response template for `templateNode` (A or AAAA, whichever family this answer is for),
+   * built on first use. Another node answering with the same decision (a wildcard next to the
+   * exact name) keeps its own in the node's Map.
+   */
+  template: Template | undefined = undefined
+  templateNode: ServiceNode | undefined = undefined
+  /** Whatever the metrics keep for this answer (ops/metrics checks that it is its own). */
+  meter: unknown = undefined
+
+  readonly type: number
+  /** Endpoints answered (empty for a static all-down answer). */
+  readonly endpoints: readonly Endpoint[]
+  readonly rdatas: readonly Buffer[]
+  /** Text of each answered record (addresses or the CNAME target), for traces and tests. */
+  readonly values: readonly string[]
+  readonly ttl: number
+  /** Nothing healthy was left and the all-down mode produced this answer. */
+  readonly allDown: boolean
+  readonly degraded: boolean
+  /**
+   * The records go out in random order: `endpoints` is in canonical (index) order, the template
+   * is built once in that order and the rendered response is shuffled.
+   */
+  readonly shuffle: boolean
+
+  constructor(fields: Omit<AnswerDecision, 'kind' | 'template' | 'templateNode' | 'meter'>) {
+    this.type = fields.type
+    this.endpoints = fields.endpoints
+    this.rdatas = fields.rdatas
+    this.values = fields.values
+    this.ttl = fields.ttl
+    this.allDown = fields.allDown
+    this.degraded = fields.degraded
+    this.shuffle = fields.shuffle
+  }
+}
+
 /** What a service decided for one query; `gslb explain` and golden tests read it directly. */
 export type Decision =
-  | {
-      readonly kind: 'answer'
-      readonly type: number
-      /** Endpoints answered (empty for a static all-down answer). */
-      readonly endpoints: readonly Endpoint[]
-      readonly rdatas: readonly Buffer[]
-      /** Text of each answered record (addresses or the CNAME target), for traces and tests. */
-      readonly values: readonly string[]
-      readonly ttl: number
-      /** Nothing healthy was left and the all-down mode produced this answer. */
-      readonly allDown: boolean
-      readonly degraded: boolean
-      /**
-       * The records go out in random order: `endpoints` is in canonical (index) order, the
-       * template is built once in that order and the rendered response is shuffled.
-       */
-      readonly shuffle: boolean
-    }
+  | AnswerDecision
   | { readonly kind: 'nodata'; readonly allDown: boolean }
   | { readonly kind: 'servfail' }
 
-type Answer = Extract<Decision, { kind: 'answer' }>
+type Answer = AnswerDecision
 
 /** The query-path handle of a service at one name (exact owner or wildcard). */
 export interface ServiceNode {
@@ -462,8 +491,7 @@ export class CompiledService {
     }
     // Only on a miss: a repeated decision costs no arrays and no closure.
     const { rdatas, values } = fixed ?? this.#records(type, endpoints, six)
-    const d: Answer = Object.freeze({
-      kind: 'answer',
+    const d = new AnswerDecision({
       type,
       endpoints: Object.freeze([...endpoints]),
       rdatas,
@@ -512,22 +540,28 @@ export class CompiledService {
   template(node: ServiceNode, qtype: number, d: Decision): Template | undefined {
     if (d.kind === 'servfail') return undefined
     if (d.kind === 'nodata') return this.#nodata
+    // Only A and AAAA templates are kept: ANY (answered as A) carries its own question type. A
+    // decision is for one family, so one slot on it holds the template of its first node.
+    const cacheable = qtype === T.A || qtype === T.AAAA
+    if (cacheable && d.templateNode === node) return d.template
     const slot = qtype === T.AAAA ? 1 : 0
-    let cache = node.templates[slot]
-    if (cache === undefined) {
-      cache = new Map()
+    let cache: Map<Decision, Template> | undefined
+    if (cacheable && d.templateNode !== undefined) {
+      cache = node.templates[slot] ?? new Map()
       node.templates[slot] = cache
     }
-    let t = cache.get(d)
-    if (t === undefined || (qtype !== T.A && qtype !== T.AAAA)) {
-      const b = new TemplateBuilder({ name: node.question, qtype, standIn: node.standIn })
-      b.add(SECTION_ANSWER, { owner: QNAME, type: d.type, ttl: d.ttl, rdatas: d.rdatas })
-      t = b.finish(FLAG_QR | FLAG_AA)
-      // Only A and AAAA templates are kept: ANY (answered as A) carries its own question type.
-      if (qtype === T.A || qtype === T.AAAA) {
-        if (cache.size >= MAX_CACHED_TEMPLATES) cache.clear()
-        cache.set(d, t)
-      }
+    let t = cache?.get(d)
+    if (t !== undefined) return t
+    const b = new TemplateBuilder({ name: node.question, qtype, standIn: node.standIn })
+    b.add(SECTION_ANSWER, { owner: QNAME, type: d.type, ttl: d.ttl, rdatas: d.rdatas })
+    t = b.finish(FLAG_QR | FLAG_AA)
+    if (!cacheable) return t
+    if (d.templateNode === undefined) {
+      d.templateNode = node
+      d.template = t
+    } else if (cache !== undefined) {
+      if (cache.size >= MAX_CACHED_TEMPLATES) cache.clear()
+      cache.set(d, t)
     }
     return t
   }

@@ -123,6 +123,36 @@ describe('query counters', () => {
     })
   })
 
+  it('count answers per endpoint exactly, with two counters on one answerer and across folds', () => {
+    // The first QueryCounters to count a decision keeps its counts on it; the second finds its
+    // own by lookup. Reading in between folds what is pending; counting goes on after a read.
+    const { answerer, counters, ask } = setup()
+    const other = new QueryCounters(answerer)
+    const both = (name: string, qtype: number): void => {
+      const q = packet(name, qtype)
+      const out = answerer.answer(q, 'udp', '192.0.2.1')!
+      counters.count(q, out, 'udp')
+      other.count(q, out, 'udp')
+    }
+    const endpoints = (c: QueryCounters) =>
+      Object.fromEntries(c.endpointAnswers().map((e) => [`${e.pool} ${e.endpoint}`, e.value]))
+    for (let i = 0; i < 50; i++) both('multi.gslb.example', 1)
+    for (let i = 0; i < 20; i++) both('x.apps.gslb.example', 1)
+    const first = endpoints(counters)
+    expect(endpoints(other)).toEqual(first)
+    // multi: 3 of 5 IPv4 endpoints per answer; *.apps: both us endpoints every time.
+    const multi = ['eu eu-1', 'eu eu-2', 'us us-1', 'us us-2', 'ap ap-1'].reduce((n, k) => n + (first[k] ?? 0), 0)
+    expect(multi).toBe(50 * 3 + 20 * 2)
+    for (let i = 0; i < 30; i++) both('x.apps.gslb.example', 1)
+    ask('x.apps.gslb.example', 1)
+    const after = endpoints(counters)
+    expect(after['us us-1']! - first['us us-1']!).toBe(31)
+    expect(after['us us-2']! - first['us us-2']!).toBe(31)
+    expect(endpoints(other)['us us-1']! - first['us us-1']!).toBe(30)
+    expect(answers(counters.answers())['gslb.example *.apps us answer']).toBe(51)
+    expect(answers(other.answers())['gslb.example *.apps us answer']).toBe(50)
+  })
+
   it('keep counting into the same series after a reload swaps the table', () => {
     const { answerer, counters, ask } = setup()
     ask('nope.example.com', 1)

@@ -11,7 +11,9 @@ import { join } from 'node:path'
 import * as dnsPacket from 'dns-packet'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { loadFile } from '../../../src/config/zone-set.ts'
+import { nameFromWire, nameToString, parseName } from '../../../src/dns/name.ts'
 import { ParseResult, parseQuery, Query } from '../../../src/dns/query.ts'
+import { type Template, templateMessage } from '../../../src/dns/template.ts'
 import { T } from '../../../src/dns/types.ts'
 import { GeoDatabase } from '../../../src/geo/reader.ts'
 import { ALL_UP, HealthSnapshot, HealthStore } from '../../../src/health/state.ts'
@@ -330,5 +332,37 @@ describe('health snapshots and the cache', () => {
     expect(store.current.view('zone-a')).not.toBe(viewA)
     expect(store.current.view('zone-a').rtt({ name: 'p' } as Pool, 'eu')).toBe(12)
     expect(store.current.view('zone-b')).toBe(viewB2)
+  })
+})
+
+describe('templates kept on the decision', () => {
+  it('are built for the node that asked, also when two nodes of one service share a decision', () => {
+    // `*.apps` answers its literal name (an exact node) and every name below `apps` (a stand-in
+    // node): one service, two nodes, the same deterministic decision.
+    const table = buildTable([zone])
+    const key = (text: string): string => parseName(text).key
+    const exact = table.nodes.get(key('*.apps.gslb.example.'))!.service!
+    const below = table.nodes.get(key('apps.gslb.example.'))!.below!.service!
+    expect(exact.service).toBe(below.service)
+    const svc = exact.service
+    const ctx = new QueryContext(geo)
+    const d = run(svc, ctx, ['198.51.100.7', undefined], T.A, ALL_UP, true, 1).decision
+    expect(d.kind).toBe('answer')
+    const question = (t: Template | undefined): string => nameToString(nameFromWire(templateMessage(t!).subarray(12)))
+    for (let round = 0; round < 3; round++) {
+      for (const [node, name] of [
+        [below, '*.apps.gslb.example.'],
+        [exact, '*.apps.gslb.example.'],
+      ] as const) {
+        const t = svc.template(node, T.A, d)
+        expect(question(t)).toBe(name)
+        expect(svc.template(node, T.A, d)).toBe(t) // kept, not rebuilt
+        expect(templateMessage(t!).readUInt16BE(6)).toBe(2) // us-1 and us-2
+      }
+      // The stand-in and the exact template differ (a stand-in's question is replaced at render).
+      expect(svc.template(below, T.A, d)).not.toBe(svc.template(exact, T.A, d))
+    }
+    // ANY is answered as A but carries its own question type: built each time, never kept.
+    expect(svc.template(exact, T.ANY, d)).not.toBe(svc.template(exact, T.ANY, d))
   })
 })
