@@ -21,6 +21,46 @@
 import { type LineCounter, Pair, parseDocument, Scalar, YAMLMap, YAMLSeq } from 'yaml'
 import type { Steps } from '../zone/cooperative.ts'
 
+/**
+ * yaml's node classes with `range` kept as three numbers and made into yaml's
+ * `[start, valueEnd, nodeEnd]` array only when read (line numbers for errors). A 1 MB zone file
+ * has ~60k nodes, and their range arrays were ~115k heap objects (an Array and its elements each),
+ * nearly half the document's, alive for the whole load of the file: during a live reload of a
+ * large zone set they were promoted and made the mark-compacts that stall answering.
+ */
+interface CompactRange {
+  _s: number
+  _v: number
+  _e: number
+}
+const RANGE: PropertyDescriptor = {
+  get(this: CompactRange): [number, number, number] {
+    return [this._s, this._v, this._e]
+  },
+  set(this: CompactRange, r: [number, number, number]) {
+    this._s = r[0]
+    this._v = r[1]
+    this._e = r[2]
+  },
+  configurable: true,
+}
+class FastScalar extends Scalar {
+  _s = 0
+  _v = 0
+  _e = 0
+}
+class FastMap extends YAMLMap {
+  _s = 0
+  _v = 0
+  _e = 0
+}
+class FastSeq extends YAMLSeq {
+  _s = 0
+  _v = 0
+  _e = 0
+}
+for (const c of [FastScalar, FastMap, FastSeq]) Object.defineProperty(c.prototype, 'range', RANGE)
+
 /** Thrown inside the reader when the text leaves the subset; never escapes this module. */
 class Unsupported extends Error {}
 
@@ -118,7 +158,7 @@ class Reader {
    * read their block mapping values as steps too.
    */
   *#mapSteps(indent: number, firstKey: number, depth: number): Steps<YAMLMap> {
-    const map = new YAMLMap()
+    const map = new FastMap()
     const keys = new Set<unknown>()
     let keyAt = firstKey
     for (let n = 1; ; n++) {
@@ -143,7 +183,7 @@ class Reader {
   }
 
   #map(indent: number, firstKey: number, depth: number): YAMLMap {
-    const map = new YAMLMap()
+    const map = new FastMap()
     const keys = new Set<unknown>()
     let keyAt = firstKey
     for (;;) {
@@ -203,7 +243,7 @@ class Reader {
   }
 
   #seq(indent: number, depth: number): YAMLSeq {
-    const seq = new YAMLSeq()
+    const seq = new FastSeq()
     const text = this.#text
     const first = this.#lines[this.#at]!.content
     for (;;) {
@@ -329,7 +369,7 @@ class Reader {
   }
 
   #null(at: number): Scalar {
-    const s = new Scalar(null)
+    const s = new FastScalar(null)
     s.range = [at, at, at]
     s.source = ''
     s.type = Scalar.PLAIN
@@ -389,7 +429,7 @@ class Reader {
     // Skip the content lines consumed (blank lines were never in #lines).
     const stop = raw.length > 0 ? raw[raw.length - 1]![1] : header.end
     while (this.#at < this.#lines.length && this.#lines[this.#at]!.start <= stop) this.#at++
-    const s = new Scalar(value)
+    const s = new FastScalar(value)
     s.range = [p, stop, stop]
     s.source = value
     s.type = Scalar.BLOCK_LITERAL
@@ -412,10 +452,10 @@ function plain(source: string, start: number, end: number): Scalar {
     const v = tag.resolve(source, () => (failed = true), RESOLVE_OPTIONS)
     if (failed) throw new Unsupported()
     // As yaml's composeScalar: a resolver may return the node itself (null, bool, float).
-    s = v instanceof Scalar ? v : new Scalar(v)
+    s = v instanceof Scalar ? v : new FastScalar(v)
     if (tag.format) s.format = tag.format
   } else {
-    s = new Scalar(source)
+    s = new FastScalar(source)
   }
   s.range = [start, end, end]
   s.source = source
@@ -448,7 +488,7 @@ function quotedScalar(text: string, p: number, end: number): Scalar {
       }
     }
   }
-  const s = new Scalar(value)
+  const s = new FastScalar(value)
   s.range = [p, close + 1, close + 1]
   s.source = value
   s.type = q === '"' ? Scalar.QUOTE_DOUBLE : Scalar.QUOTE_SINGLE
@@ -485,7 +525,7 @@ class FlowReader {
   }
 
   #map(): YAMLMap {
-    const map = new YAMLMap()
+    const map = new FastMap()
     map.flow = true
     const start = this.pos++
     const keys = new Set<unknown>()
@@ -513,7 +553,7 @@ class FlowReader {
   }
 
   #seq(): YAMLSeq {
-    const seq = new YAMLSeq()
+    const seq = new FastSeq()
     seq.flow = true
     const start = this.pos++
     for (;;) {
