@@ -7,7 +7,7 @@
  */
 
 import { readFileSync, watch } from 'node:fs'
-import { hostname, userInfo } from 'node:os'
+import { availableParallelism, hostname, userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
 import { DEFAULT_ADMIN, parseListen, parseQuorum, resolveServeConfig, type ServeFlags } from './config/server-config.ts'
 import { ZoneSet } from './config/zone-set.ts'
@@ -21,6 +21,7 @@ import { type Action, applyAction, isAction, parseDuration, parseTime } from './
 import { doctorExitCode, formatFindings, runDoctor } from './ops/doctor.ts'
 import { compactHeap, tuneHeapForServing } from './ops/heap.ts'
 import { formatStatus, type StatusReport, statusReport } from './ops/status.ts'
+import { chosenPoolSize, DEFAULT_V8_POOL, poolReexecArgs } from './ops/v8-pool.ts'
 import { failoverBudget } from './policy/budget.ts'
 import { runGoldenTests } from './policy/golden.ts'
 import type { ProbeTarget } from './probe/types.ts'
@@ -119,7 +120,21 @@ async function serve(args: string[]): Promise<number> {
     strict: true,
   })
   const cfg = resolveServeConfig(values as ServeFlags)
+  // Size V8's worker pool to the CPUs this process may use (ops/v8-pool): only possible at
+  // startup, so re-execute once, before anything is opened or logged.
+  const cpus = availableParallelism()
+  const again = poolReexecArgs({
+    execArgv: process.execArgv,
+    argv: process.argv,
+    nodeOptions: process.env['NODE_OPTIONS'],
+    cpus,
+  })
+  if (again !== undefined && process.execve !== undefined) process.execve(process.execPath, again, process.env)
   const log = createLogger(cfg.logLevel)
+  log.info(
+    { cpus, v8PoolSize: chosenPoolSize(process.execArgv, process.env['NODE_OPTIONS']) ?? DEFAULT_V8_POOL },
+    'V8 worker pool',
+  )
   tuneHeapForServing()
   // The startup load's garbage and fragmentation would otherwise stay committed (ops/heap); a
   // large zone set takes a few hundred ms, spent before the sockets open rather than on queries.
