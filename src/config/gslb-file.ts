@@ -98,7 +98,7 @@ export const STEP_NAMES = [
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 /** Pools or services read between two yields of the `...Steps` parsers. */
-const ENTRIES_PER_STEP = 8
+const ENTRIES_PER_STEP = 2
 
 export function parsePools(
   y: YamlSource,

@@ -80,7 +80,7 @@ const RESOLVE_OPTIONS = { intAsBigInt: false }
 /** Characters that cannot start a plain scalar (YAML 1.2 c-indicator), `-?:` handled apart. */
 const INDICATOR = new Set('[]{},#&*!|>\'"%@`')
 /** Entries of a large mapping read between two yields. */
-const ENTRIES_PER_STEP = 16
+const ENTRIES_PER_STEP = 2
 
 interface Line {
   /** Offset of the first character of the line. */

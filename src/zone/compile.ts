@@ -114,7 +114,7 @@ function anyAnswer(
 }
 
 /** Names (or services) compiled between two yields of `compileZoneSteps`. */
-const NAMES_PER_STEP = 16
+const NAMES_PER_STEP = 2
 
 export function compileZone(
   data: ZoneData,

@@ -8,10 +8,13 @@
  * - `runSliced` hands the event loop back once a slice of `sliceMs` has passed, so a live reload
  *   lets queries be answered between slices (the table is still swapped whole at the end).
  *
- * A yield costs a generator resume per frame of `yield*` nesting, so stages yield every few dozen
- * units of work (well under a millisecond), never per byte. Steps are kept that small because V8's
+ * A yield costs a generator resume per frame of `yield*` nesting, so stages yield every few
+ * units of work (a few microseconds each), never per byte. Steps are kept that small because V8's
  * incremental marking runs inside whatever step allocates, and the slicer can only look at the
- * clock between steps.
+ * clock between steps: once marking falls behind its schedule (a large zone set's reload on one
+ * core), V8 marks at every allocation until it has caught up, and a step of 16 names or entries
+ * was seen taking 146-196 ms that way on the scale bench; with 2-8 per step the longest seen was
+ * 81 ms, and those runs' reloads took as long as before (BENCHMARKS.md, "Scale").
  */
 
 /** A stage that may pause at each `yield` and finally returns T. */

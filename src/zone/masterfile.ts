@@ -218,7 +218,7 @@ export function parseMasterFile(text: string, opts: MasterFileOptions): MasterFi
 }
 
 /** Entries parsed between two yields of `parseMasterFileSteps`. */
-const ENTRIES_PER_STEP = 32
+const ENTRIES_PER_STEP = 4
 
 /** `parseMasterFile` as steps that yield every few dozen entries (see zone/cooperative). */
 export function* parseMasterFileSteps(text: string, opts: MasterFileOptions): Steps<MasterFileResult> {

@@ -46,7 +46,7 @@ const GLUE = new Set<number>([T.A, T.AAAA])
 const RR_FIXED = 10
 
 /** Records or names checked between two yields of `validateZoneSteps`. */
-const PER_STEP = 64
+const PER_STEP = 8
 
 /** An RRset as it is being collected; `seen` is made only once the set is large (see `addRdata`). */
 interface OpenSet {
