@@ -42,7 +42,10 @@ function changeReason(id: string, up: boolean, data: StateData, status: Endpoint
 }
 
 export interface SyncOptions extends BuildOptions {
-  /** After this long without a successful read, apply `staleMode`. */
+  /**
+   * After this long without a successful read while the store is unreachable (or, reachable,
+   * this long with every read failing), apply `staleMode`.
+   */
   readonly staleAfterMs: number
   readonly staleMode: 'keep' | 'fail-open'
   readonly instanceId: string
@@ -68,6 +71,8 @@ export class HealthSync {
   readonly #recovered: RecoveryTimes = new Map()
   #data: StateData | undefined
   #lastSync = 0
+  /** When reads started failing while the store stayed reachable (0: the last read worked). */
+  #failingSince = 0
   #timeSensitive = false
   #failedOpen = false
   #loading: Promise<void> | undefined
@@ -146,10 +151,12 @@ export class HealthSync {
         try {
           this.#data = await this.#store.load()
           this.#lastSync = Date.now()
+          this.#failingSince = 0
           if (this.#failedOpen) this.#log.info('state store back; leaving fail-open')
           this.#failedOpen = false
           this.rebuild()
         } catch (err) {
+          if (this.#failingSince === 0) this.#failingSince = Date.now()
           this.#log.debug({ err }, 'state load failed; keeping the last view')
         }
       } while (this.#again)
@@ -200,13 +207,23 @@ export class HealthSync {
 
   #tick(): void {
     if (this.#timeSensitive) this.rebuild()
-    if (this.#opts.staleMode === 'fail-open' && !this.#failedOpen && this.staleMs > this.#opts.staleAfterMs) {
+    const limit = this.#opts.staleAfterMs
+    // Connected, the view follows the store's change signals, so time since the last read says
+    // nothing by itself: a quiet store sends none. Only an unreachable store, or a reachable one
+    // whose reads have kept failing for the limit, makes the view too stale. (Judging it by time
+    // alone failed a connected instance open whenever nothing changed for `staleAfter`.)
+    const now = Date.now()
+    const stale = this.#store.connected
+      ? this.#failingSince !== 0 && now - this.#failingSince > limit
+      : this.staleMs > limit
+    if (this.#opts.staleMode === 'fail-open' && !this.#failedOpen && stale) {
       this.#failedOpen = true
       this.#log.error({ staleMs: this.staleMs }, 'health view too stale; failing open (every endpoint counts as up)')
       this.#health.replace(ALL_UP)
     }
-    // A missed signal must not leave the view stale forever: poll when the store is reachable.
-    if (this.#store.connected && Date.now() - this.#lastSync > 5 * TICK_MS) void this.refresh()
+    // A missed signal must not leave the view stale forever: poll when the store is reachable,
+    // well within the stale limit.
+    if (this.#store.connected && now - this.#lastSync > Math.min(5 * TICK_MS, limit / 2)) void this.refresh()
   }
 
   stop(): void {
