@@ -8,6 +8,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { parseAddress, parseCidr } from '../dns/address.ts'
 import { isSubdomain, type Name, nameToString, parseName } from '../dns/name.ts'
+import { ByteSlab, type Placement } from '../dns/slab.ts'
 import { RCODE, typeNumber } from '../dns/types.ts'
 import type { Endpoint, GeoMatch, GeoPoint, GeoRule, Pool, StepConfig } from '../policy/types.ts'
 import type { CheckConfig } from '../probe/types.ts'
@@ -118,7 +119,8 @@ export function* parsePoolsSteps(
   const endpoints: Endpoint[] = []
   const probes: ProbeSpec[] = []
   const shared = y.shared
-  const slab = new AddressSlab()
+  // The address bytes of this file's endpoints, in chunks of their own (dns/slab).
+  const slab = new ByteSlab()
   const checkRef = (at: unknown, field: string): CheckConfig | undefined => {
     const n = y.string(at, field)
     if (n === undefined) return undefined
@@ -368,7 +370,7 @@ function endpoint(
   f: string,
   pool: Pool,
   index: number,
-  slab: AddressSlab,
+  slab: ByteSlab,
 ): Endpoint | undefined {
   const shared = y.shared
   // Shorthand: `eu-1: 192.0.2.10` is an endpoint with one address and weight 1.
@@ -401,46 +403,24 @@ function endpoint(
     y.error(body, f, 'an endpoint needs an address or a cname')
   const weight = get('weight') === undefined ? 1 : y.number(get('weight'), `${f}.weight`, 0, 1000)
   if (weight === undefined) return undefined
-  const bytes4 = address4 === undefined ? undefined : parseAddress(address4)!.bytes
-  const bytes6 = address6 === undefined ? undefined : parseAddress(address6)!.bytes
-  const chunk = slab.room((bytes4?.length ?? 0) + (bytes6?.length ?? 0))
-  const at4 = bytes4 === undefined ? -1 : slab.put(bytes4)
-  const at6 = bytes6 === undefined ? -1 : slab.put(bytes6)
+  // Both addresses in one copy into the file's slab (dns/slab), so they share one chunk.
+  const bytes4 = address4 === undefined ? EMPTY : parseAddress(address4)!.bytes
+  const bytes6 = address6 === undefined ? EMPTY : parseAddress(address6)!.bytes
+  let chunk: Buffer | undefined
+  let at = 0
+  if (bytes4.length + bytes6.length > 0) {
+    const placed = slab.place(Buffer.concat([bytes4, bytes6]), 0, bytes4.length + bytes6.length, placement)
+    chunk = placed.chunk
+    at = placed.at
+  }
+  const at4 = address4 === undefined ? -1 : at
+  const at6 = address6 === undefined ? -1 : at + bytes4.length
   return new FileEndpoint(index, shared.string(name), pool, address4, address6, cname, weight, chunk, at4, at6)
 }
 
-const MIN_CHUNK = 256
-const MAX_CHUNK = 64 * 1024
-
-/**
- * The address bytes of a file's endpoints, packed into chunks of their own (not Node's shared
- * pool, where each would keep a 64 KiB chunk of load-time garbage alive). Chunks start small and
- * double, so a zone of a few endpoints holds a few hundred bytes.
- */
-class AddressSlab {
-  #chunk: Buffer | undefined
-  #used = 0
-  #nextSize = MIN_CHUNK
-
-  /** The chunk the next `n` bytes of `put` go into, made when the current one lacks room. */
-  room(n: number): Buffer | undefined {
-    if (n === 0) return undefined
-    if (this.#chunk === undefined || this.#used + n > this.#chunk.length) {
-      this.#chunk = Buffer.allocUnsafeSlow(Math.max(this.#nextSize, n))
-      this.#nextSize = Math.min(this.#nextSize * 2, MAX_CHUNK)
-      this.#used = 0
-    }
-    return this.#chunk
-  }
-
-  /** Copies `bytes` into the chunk `room` returned; their offset there. */
-  put(bytes: Uint8Array): number {
-    const at = this.#used
-    this.#chunk!.set(bytes, at)
-    this.#used += bytes.length
-    return at
-  }
-}
+const EMPTY = new Uint8Array(0)
+/** Where `endpoint` has its address bytes placed; read at once, so one record serves every call. */
+const placement: Placement = { chunk: Buffer.alloc(0), at: 0 }
 
 /**
  * An endpoint read from a zone file. Its rdata is cut from the file's address slab when an answer
