@@ -86,20 +86,22 @@ export function guardedCheck(allow: readonly string[], deny: readonly string[]):
 }
 
 /**
- * Ready for traffic: some zone is loaded and, with a shared store, the health view was read within
- * the stale limit (an instance that cannot reach Redis keeps answering, but a load balancer should
- * prefer one that can). The embedded store is always current.
+ * Ready for traffic: some zone is loaded and, with a shared store, the health view is not stale
+ * (HealthSync's verdict, the one fail-open goes by: an instance that cannot reach Redis keeps
+ * answering, but a load balancer should prefer one that can). The embedded store is always current.
+ * `staleMs` only words the reason.
  */
 export function readiness(
   zones: number,
   store: StateStore['kind'],
+  stale: boolean,
   staleMs: number,
   staleAfterMs: number,
   workersAnswering?: number,
 ): Readiness {
   if (zones === 0) return { ready: false, reason: 'no zone loaded' }
   if (workersAnswering === 0) return { ready: false, reason: 'no worker thread is answering (restarting)' }
-  if (store === 'redis' && !(staleMs <= staleAfterMs)) {
+  if (store === 'redis' && (stale || !Number.isFinite(staleMs))) {
     const reason = Number.isFinite(staleMs)
       ? `health view is ${Math.round(staleMs / 1000)}s old, over the ${Math.round(staleAfterMs / 1000)}s stale limit`
       : 'health view never read from the state store'
@@ -288,7 +290,8 @@ export async function serve(
           generation: sync.generation,
           staleMs: Math.min(sync.staleMs, Number.MAX_SAFE_INTEGER),
         }),
-        ready: () => readiness(table().zones.length, store.kind, sync.staleMs, cfg.staleAfterMs, pool?.answering),
+        ready: () =>
+          readiness(table().zones.length, store.kind, sync.stale, sync.staleMs, cfg.staleAfterMs, pool?.answering),
         metrics: () => metrics.scrape(),
       })
     : undefined

@@ -99,6 +99,20 @@ export class HealthSync {
     return this.#lastSync === 0 ? Number.POSITIVE_INFINITY : Date.now() - this.#lastSync
   }
 
+  /**
+   * Whether the view is too old to trust: the store unreachable and not read for `staleAfterMs`,
+   * or reachable with every read failing for that long. Connected, the view follows the store's
+   * change signals, so time since the last read says nothing by itself: a quiet store sends none.
+   * (Judging by time alone failed a connected instance open whenever nothing changed for
+   * `staleAfter`.) Fail-open and readiness both go by this.
+   */
+  get stale(): boolean {
+    const limit = this.#opts.staleAfterMs
+    return this.#store.connected
+      ? this.#failingSince !== 0 && Date.now() - this.#failingSince > limit
+      : this.staleMs > limit
+  }
+
   get generation(): number {
     return this.#data?.generation ?? 0
   }
@@ -207,23 +221,15 @@ export class HealthSync {
 
   #tick(): void {
     if (this.#timeSensitive) this.rebuild()
-    const limit = this.#opts.staleAfterMs
-    // Connected, the view follows the store's change signals, so time since the last read says
-    // nothing by itself: a quiet store sends none. Only an unreachable store, or a reachable one
-    // whose reads have kept failing for the limit, makes the view too stale. (Judging it by time
-    // alone failed a connected instance open whenever nothing changed for `staleAfter`.)
-    const now = Date.now()
-    const stale = this.#store.connected
-      ? this.#failingSince !== 0 && now - this.#failingSince > limit
-      : this.staleMs > limit
-    if (this.#opts.staleMode === 'fail-open' && !this.#failedOpen && stale) {
+    if (this.#opts.staleMode === 'fail-open' && !this.#failedOpen && this.stale) {
       this.#failedOpen = true
       this.#log.error({ staleMs: this.staleMs }, 'health view too stale; failing open (every endpoint counts as up)')
       this.#health.replace(ALL_UP)
     }
     // A missed signal must not leave the view stale forever: poll when the store is reachable,
     // well within the stale limit.
-    if (this.#store.connected && now - this.#lastSync > Math.min(5 * TICK_MS, limit / 2)) void this.refresh()
+    const resyncMs = Math.min(5 * TICK_MS, this.#opts.staleAfterMs / 2)
+    if (this.#store.connected && Date.now() - this.#lastSync > resyncMs) void this.refresh()
   }
 
   stop(): void {

@@ -8,14 +8,18 @@ import { EMPTY_TABLE } from '../../../src/zone/table.ts'
 
 describe('readiness', () => {
   it.each([
-    ['no zone loaded', 0, 'memory', 0, { ready: false, reason: 'no zone loaded' }],
-    ['zones, memory store', 2, 'memory', Number.POSITIVE_INFINITY, { ready: true }],
-    ['zones, fresh Redis view', 2, 'redis', 1_000, { ready: true }],
-    ['zones, Redis view at the limit', 2, 'redis', 300_000, { ready: true }],
+    ['no zone loaded', 0, 'memory', false, 0, { ready: false, reason: 'no zone loaded' }],
+    ['zones, memory store', 2, 'memory', false, Number.POSITIVE_INFINITY, { ready: true }],
+    ['zones, fresh Redis view', 2, 'redis', false, 1_000, { ready: true }],
+    ['zones, Redis view at the limit', 2, 'redis', false, 300_000, { ready: true }],
+    // HealthSync's verdict decides: connected to a quiet store, a view not read for longer than the
+    // limit is still current.
+    ['zones, Redis connected and quiet past the limit', 2, 'redis', false, 301_000, { ready: true }],
     [
       'zones, Redis view too old',
       2,
       'redis',
+      true,
       301_000,
       { ready: false, reason: 'health view is 301s old, over the 300s stale limit' },
     ],
@@ -23,11 +27,12 @@ describe('readiness', () => {
       'zones, Redis never read',
       2,
       'redis',
+      false,
       Number.POSITIVE_INFINITY,
       { ready: false, reason: 'health view never read from the state store' },
     ],
-  ] as const)('%s', (_what, zones, store, staleMs, expected) => {
-    expect(readiness(zones, store, staleMs, 300_000)).toEqual(expected)
+  ] as const)('%s', (_what, zones, store, stale, staleMs, expected) => {
+    expect(readiness(zones, store, stale, staleMs, 300_000)).toEqual(expected)
   })
 })
 
