@@ -443,6 +443,7 @@ class FileEndpoint implements Endpoint {
   readonly #at6: number
   #rdata4: Buffer | undefined
   #rdata6: Buffer | undefined
+  #alone: readonly Endpoint[] | undefined
 
   constructor(
     index: number,
@@ -467,6 +468,11 @@ class FileEndpoint implements Endpoint {
     this.#at4 = at4
     this.#at6 = at6
     Object.freeze(this)
+  }
+
+  get alone(): readonly Endpoint[] {
+    if (this.#alone === undefined) this.#alone = Object.freeze([this])
+    return this.#alone
   }
 
   get rdata4(): Buffer | undefined {

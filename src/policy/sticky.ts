@@ -16,7 +16,7 @@
  * scope it reports. With no candidate up, the candidates pass through unchanged.
  */
 
-import { hashSubnet, rendezvousScore, subnetBits } from './common.ts'
+import { alone, hashSubnet, rendezvousScore, subnetBits } from './common.ts'
 import type { Endpoint, NamedStep, PolicyContext, StepConfig } from './types.ts'
 
 export type StickyConfig = Extract<StepConfig, { kind: 'sticky' }>
@@ -65,5 +65,5 @@ function sticky(
   }
   const chosen = best!
   ctx.trace?.note(`sticky: ${ctx.client.address}/${bits} hashes to ${chosen.name} among ${up} up`)
-  return [chosen]
+  return alone(chosen)
 }

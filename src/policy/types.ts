@@ -34,6 +34,12 @@ export interface Endpoint {
   readonly cname: Name | undefined
   /** Configured weight, 0..1000. 0 means only when nothing else is up. */
   readonly weight: number
+  /**
+   * A frozen one-element list of this endpoint, made once: what a step that picks one endpoint per
+   * query returns (see `alone` in policy/common). Optional so plain endpoint objects (tests,
+   * `gslb explain` fixtures) need not carry it; zone files' endpoints do.
+   */
+  readonly alone?: readonly Endpoint[]
 }
 
 export interface Pool {

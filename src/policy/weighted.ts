@@ -16,6 +16,7 @@
  * the candidates pass through unchanged so the chain's all-down handling decides.
  */
 
+import { alone } from './common.ts'
 import type { Endpoint, NamedStep, PolicyContext, StepConfig } from './types.ts'
 
 export type WeightedConfig = Extract<StepConfig, { kind: 'weighted' }>
@@ -94,7 +95,7 @@ function randomByEndpoint(candidates: readonly Endpoint[], ctx: PolicyContext): 
         : `weighted: picked ${chosen.name} (weight ${ctx.health.weight(chosen)} of ${total})`,
     )
   }
-  return [chosen]
+  return alone(chosen)
 }
 
 function randomByPool(candidates: readonly Endpoint[], ctx: PolicyContext): readonly Endpoint[] {
@@ -176,7 +177,7 @@ class SmoothRoundRobin {
     ctx.trace?.note(
       `weighted: smooth round-robin picked ${chosen.name} (weight ${weightOf(chosen, ctx, uniform)} of ${total})`,
     )
-    return [chosen]
+    return alone(chosen)
   }
 
   #nextPool(candidates: readonly Endpoint[], ctx: PolicyContext, uniform: boolean): readonly Endpoint[] {

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { makeSteps } from '../../../src/policy/registry.ts'
+import { makeContext } from '../../helpers/policy-context.ts'
 
 // What a loaded zone file shares between its pools and services (fewer live objects, see
 // config/yaml-util Interner), and that sharing changes nothing a service reads.
@@ -90,5 +91,23 @@ describe('values shared within a zone file', () => {
     const [, b, c, d] = load().services
     expect(makeSteps(b!.steps)).toBe(makeSteps(c!.steps))
     expect(makeSteps(d!.steps)).not.toBe(makeSteps(d!.steps))
+  })
+
+  it('answers a one-endpoint pick with a list made once per endpoint, never changed', () => {
+    const z = load()
+    const members = z.pool('a-eu').endpoints
+    const [random] = makeSteps(z.services[1]!.steps)
+    const [smooth] = makeSteps(z.services[3]!.steps)
+    const ctx = makeContext({ seed: 3, trace: false })
+    for (const step of [random!, smooth!]) {
+      for (let i = 0; i < 20; i++) {
+        const out = step.run(members, ctx)
+        expect(out).toHaveLength(1)
+        expect(out).toBe(out[0]!.alone)
+        expect(Object.isFrozen(out)).toBe(true)
+      }
+    }
+    const e = members[0]!
+    expect(e.alone).toEqual([e])
   })
 })
