@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { nameToString } from '../dns/name.ts'
 import { ConfigError, ZoneError } from '../errors.ts'
 import { type CompiledZone, compileZoneSteps } from '../zone/compile.ts'
-import { DEFAULT_SLICE_MS, runSliced, runSync, type Steps } from '../zone/cooperative.ts'
+import { DEFAULT_SLICE_MS, runSliced, runSync, type SliceStats, type Steps } from '../zone/cooperative.ts'
 import { buildTable, buildTableSteps, type ZoneTable } from '../zone/table.ts'
 import { validateServices, validateZoneSteps } from '../zone/validate.ts'
 import { isZoneFile, readZoneFileSteps } from './zone-file.ts'
@@ -34,6 +34,8 @@ export interface ReloadReport {
   readonly files: readonly FileOutcome[]
   /** True when the served table changed (some zone loaded or was removed). */
   readonly changed: boolean
+  /** A sliced reload's pauses and longest slice (zone/cooperative); absent for `reload()`. */
+  readonly slices?: Readonly<SliceStats>
 }
 
 interface Loaded {
@@ -173,11 +175,12 @@ export class ZoneSet {
 
   async #runSliced(opts: SlicedReloadOptions): Promise<ReloadReport> {
     const run = (async (): Promise<ReloadReport> => {
+      const slices: SliceStats = { pauses: 0, longestSliceMs: 0 }
       for (;;) {
         const generation = this.#generation
-        const computed = await runSliced(this.#compute(), opts.sliceMs ?? DEFAULT_SLICE_MS, opts.onPause)
+        const computed = await runSliced(this.#compute(), opts.sliceMs ?? DEFAULT_SLICE_MS, opts.onPause, slices)
         // A synchronous reload in between may have read newer files than this one did: read again.
-        if (generation === this.#generation) return this.#commit(computed)
+        if (generation === this.#generation) return { ...this.#commit(computed), slices }
       }
     })()
     this.#running = run

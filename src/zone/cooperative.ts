@@ -28,6 +28,18 @@ export function runSync<T>(steps: Steps<T>): T {
   }
 }
 
+/**
+ * What a sliced run measured, for the reload's log line. A slice that ran well past `sliceMs` had
+ * V8 collect garbage inside it (the steps are microseconds each): the longest slice bounds how
+ * long the reload kept queries waiting, and is what to look at when answers stall during reloads.
+ */
+export interface SliceStats {
+  /** Returns to the event loop. */
+  pauses: number
+  /** Longest stretch of reload work between two of them, in ms. */
+  longestSliceMs: number
+}
+
 /** Time slice a live reload runs before letting the event loop answer queries. */
 export const DEFAULT_SLICE_MS = 5
 
@@ -45,13 +57,21 @@ const MAX_EXTRA_TURNS = 64
  * When a turn comes back busy, another one follows before the next slice, until one comes back
  * idle: the queue drains instead of growing.
  */
-export async function runSliced<T>(steps: Steps<T>, sliceMs = DEFAULT_SLICE_MS, onPause?: () => void): Promise<T> {
+export async function runSliced<T>(
+  steps: Steps<T>,
+  sliceMs = DEFAULT_SLICE_MS,
+  onPause?: () => void,
+  stats?: SliceStats,
+): Promise<T> {
   let start = performance.now()
   for (;;) {
     const r = steps.next()
+    const ran = performance.now() - start
+    if (stats !== undefined && ran > stats.longestSliceMs) stats.longestSliceMs = ran
     if (r.done) return r.value
-    if (performance.now() - start >= sliceMs) {
+    if (ran >= sliceMs) {
       onPause?.()
+      if (stats !== undefined) stats.pauses++
       for (let extra = 0; extra <= MAX_EXTRA_TURNS; extra++) {
         const away = performance.now()
         await new Promise<void>((resolve) => setImmediate(resolve))

@@ -106,6 +106,10 @@ describe('sliced live reload', () => {
     ])
     const c = whole.reload()
     expect(pauses).toBeGreaterThan(0)
+    // The report carries what the slicing measured (logged with "zones reloaded"); a whole reload has none.
+    expect(a.slices?.pauses).toBe(pauses)
+    expect(a.slices?.longestSliceMs).toBeGreaterThanOrEqual(1)
+    expect(c.slices).toBeUndefined()
     const summary = (r: typeof c) => r.files.map((f) => [f.file, f.status, f.zone, f.serial, f.errors.length])
     expect(summary(a)).toEqual(summary(c))
     // The second call ran after the first one and found nothing new.
@@ -159,5 +163,28 @@ describe('runSliced', () => {
     expect(result).toBe(1225)
     expect(pauses).toBe(50)
     expect(ticks).toBeGreaterThanOrEqual(50)
+  })
+
+  it('measures its longest slice, which a step that overruns makes long', async () => {
+    function* stage(): Generator<void, string, void> {
+      for (let i = 0; i < 10; i++) yield
+      // A step that keeps the loop 30 ms, as a garbage collection inside it would.
+      const until = performance.now() + 30
+      while (performance.now() < until) {}
+      yield
+      for (let i = 0; i < 10; i++) yield
+      return 'done'
+    }
+    const stats = { pauses: 0, longestSliceMs: 0 }
+    expect(await runSliced(stage(), 2, undefined, stats)).toBe('done')
+    expect(stats.longestSliceMs).toBeGreaterThanOrEqual(30)
+    expect(stats.pauses).toBeGreaterThanOrEqual(1)
+    const quick = { pauses: 0, longestSliceMs: 0 }
+    function* short(): Generator<void, void, void> {
+      for (let i = 0; i < 10; i++) yield
+    }
+    await runSliced(short(), 50, undefined, quick)
+    expect(quick).toMatchObject({ pauses: 0 })
+    expect(quick.longestSliceMs).toBeLessThan(30)
   })
 })
