@@ -190,6 +190,12 @@ export class QueryCounters {
   /** Answers per member endpoint: by logical name (survives reloads), reached through the object. */
   readonly #endpointByObject = new WeakMap<Endpoint, EndpointCount>()
   readonly #endpointCounts = new Map<string, EndpointCount>()
+  /** The same counts in creation order, and the (service, pool) outcome counts likewise: `update()` indexes them. */
+  readonly #endpointList: EndpointCount[] = []
+  readonly #answerSlots: { readonly sc: ServiceCounts; readonly pool: string; readonly counts: Float64Array }[] = []
+  /** How many of each list `update()` has already sent the labels of. */
+  #sentEndpoints = 0
+  #sentAnswers = 0
   /**
    * The counters an answer decision increments, found by the decision's identity: answer decisions
    * are interned per service, so on a large zone set one lookup replaces one per service, per pool
@@ -289,6 +295,7 @@ export class QueryCounters {
     if (counts === undefined) {
       counts = new Float64Array(OUTCOME_LABELS.length)
       sc.byPool.set(pool, counts)
+      this.#answerSlots.push({ sc, pool, counts })
     }
     return counts
   }
@@ -307,6 +314,7 @@ export class QueryCounters {
     if (c === undefined) {
       c = { zone, pool: e.pool.name, endpoint: e.name, value: 0 }
       this.#endpointCounts.set(key, c)
+      this.#endpointList.push(c)
     }
     this.#endpointByObject.set(e, c)
     return c
@@ -425,7 +433,45 @@ export class QueryCounters {
     })
   }
 
-  /** Every count as plain data: what a worker thread hands the main thread when it is scraped. */
+  /**
+   * Every count, for a worker thread's regular report to the main thread (a `CountsMirror` there
+   * turns the reports back into `data()`). With 10k services and 50k endpoints, `data()` is ~70k
+   * objects: built and copied every second it held a worker's answers back 10-30 ms each time.
+   * Here a series' labels go once, the first report after it appears; its values go in typed
+   * arrays, which cross threads as one copy.
+   */
+  update(): CountsUpdate {
+    this.#fold()
+    const slots = this.#answerSlots
+    const newAnswerKeys: [string, string, string][] = []
+    for (let i = this.#sentAnswers; i < slots.length; i++) {
+      const a = slots[i]!
+      newAnswerKeys.push([a.sc.zone.zone, a.sc.service, a.pool])
+    }
+    this.#sentAnswers = slots.length
+    const answers = new Float64Array(slots.length * NOUT)
+    for (let i = 0; i < slots.length; i++) answers.set(slots[i]!.counts, i * NOUT)
+    const eps = this.#endpointList
+    const newEndpointKeys: [string, string, string][] = []
+    for (let i = this.#sentEndpoints; i < eps.length; i++) {
+      const e = eps[i]!
+      newEndpointKeys.push([e.zone, e.pool, e.endpoint])
+    }
+    this.#sentEndpoints = eps.length
+    const endpoints = new Float64Array(eps.length)
+    for (let i = 0; i < eps.length; i++) endpoints[i] = eps[i]!.value
+    return {
+      queries: this.queries(),
+      truncated: [this.truncated('udp'), this.truncated('tcp')],
+      sizes: this.sizes(),
+      newAnswerKeys,
+      answers,
+      newEndpointKeys,
+      endpoints,
+    }
+  }
+
+  /** Every count as plain data (the main thread's own, merged with its workers' at scrape time). */
   data(): QueryCountsData {
     return {
       queries: this.queries(),
@@ -434,6 +480,75 @@ export class QueryCounters {
       truncated: [this.truncated('udp'), this.truncated('tcp')],
       sizes: this.sizes(),
     }
+  }
+}
+
+const NOUT = OUTCOME_LABELS.length
+
+/** One `QueryCounters.update()`: cumulative values, and the labels of series new since the last one. */
+export interface CountsUpdate {
+  readonly queries: readonly QuerySeries[]
+  readonly truncated: readonly [number, number]
+  readonly sizes: readonly SizeSeries[]
+  /** [zone, service, pool] of the answer series first reported here, after every earlier one. */
+  readonly newAnswerKeys: readonly (readonly [string, string, string])[]
+  /** Per answer series in report order, one value per OUTCOME_LABELS entry. */
+  readonly answers: Float64Array
+  /** [zone, pool, endpoint] of the endpoint series first reported here. */
+  readonly newEndpointKeys: readonly (readonly [string, string, string])[]
+  readonly endpoints: Float64Array
+}
+
+/** What a worker reports before it counts anything. */
+export const NO_UPDATE: CountsUpdate = Object.freeze({
+  queries: [],
+  truncated: [0, 0] as const,
+  sizes: [],
+  newAnswerKeys: [],
+  answers: new Float64Array(0),
+  newEndpointKeys: [],
+  endpoints: new Float64Array(0),
+})
+
+/**
+ * The receiving side of one QueryCounters' `update()`s (one per worker incarnation, all of its
+ * updates in order): keeps the labels, holds the last values, and gives them back as
+ * `QueryCountsData` when read (scrape time), built once per update.
+ */
+export class CountsMirror {
+  readonly #answerKeys: (readonly [string, string, string])[] = []
+  readonly #endpointKeys: (readonly [string, string, string])[] = []
+  #last: CountsUpdate | undefined
+  #data: QueryCountsData | undefined
+
+  apply(u: CountsUpdate): void {
+    for (const k of u.newAnswerKeys) this.#answerKeys.push(k)
+    for (const k of u.newEndpointKeys) this.#endpointKeys.push(k)
+    this.#last = u
+    this.#data = undefined
+  }
+
+  data(): QueryCountsData {
+    const u = this.#last
+    if (u === undefined) return NO_COUNTS
+    if (this.#data !== undefined) return this.#data
+    const answers: AnswerSeries[] = []
+    const keys = this.#answerKeys
+    for (let i = 0; i < keys.length; i++) {
+      const [zone, service, pool] = keys[i]!
+      for (let o = 0; o < NOUT; o++) {
+        const value = u.answers[i * NOUT + o] ?? 0
+        if (value > 0) answers.push({ zone, service, pool, outcome: OUTCOME_LABELS[o]!, value })
+      }
+    }
+    const endpoints: EndpointSeries[] = this.#endpointKeys.map(([zone, pool, endpoint], i) => ({
+      zone,
+      pool,
+      endpoint,
+      value: u.endpoints[i] ?? 0,
+    }))
+    this.#data = { queries: u.queries, answers, endpoints, truncated: u.truncated, sizes: u.sizes }
+    return this.#data
   }
 }
 

@@ -4,7 +4,9 @@ import { loadFile } from '../../../src/config/zone-set.ts'
 import { ALL_UP } from '../../../src/health/state.ts'
 import {
   type AnswerSeries,
+  CountsMirror,
   QueryCounters,
+  type QueryCountsData,
   type QuerySeries,
   reasonKind,
   SIZE_BUCKETS,
@@ -163,6 +165,47 @@ describe('query counters', () => {
     ask('weighted.gslb.example', 1)
     expect(table(counters.queries())).toEqual({ 'example.com A NXDOMAIN udp': 2, 'gslb.example A NOERROR udp': 2 })
     expect(answers(counters.answers())).toEqual({ 'gslb.example weighted eu answer': 2 })
+  })
+
+  it("hand a worker's counts over as updates that send each series' labels once", () => {
+    // What a worker thread reports every second: its updates, applied in order to a mirror on the
+    // main thread, read back as the counters' own data; a series is labelled only when new.
+    const { answerer, counters, ask } = setup()
+    const mirror = new CountsMirror()
+    const same = (d: QueryCountsData) => ({
+      queries: table(d.queries),
+      answers: answers(d.answers),
+      endpoints: Object.fromEntries(d.endpoints.map((e) => [`${e.zone} ${e.pool} ${e.endpoint}`, e.value])),
+      truncated: d.truncated,
+      sizes: d.sizes,
+    })
+    expect(same(mirror.data())).toEqual(same({ queries: [], answers: [], endpoints: [], truncated: [0, 0], sizes: [] }))
+    // *.apps answers with both us endpoints every time: the same series each round.
+    for (let i = 0; i < 10; i++) ask('x.apps.gslb.example', 1)
+    const first = counters.update()
+    mirror.apply(first)
+    expect(first.newEndpointKeys.length).toBeGreaterThan(0)
+    expect(same(mirror.data())).toEqual(same(counters.data()))
+    // Nothing new: values only.
+    for (let i = 0; i < 5; i++) ask('x.apps.gslb.example', 1)
+    const second = counters.update()
+    expect(second.newAnswerKeys).toEqual([])
+    expect(second.newEndpointKeys).toEqual([])
+    mirror.apply(second)
+    expect(same(mirror.data())).toEqual(same(counters.data()))
+    // New series after that, and an outcome other than an answer on an existing service.
+    answerer.health.replace(ALL_UP.with([['gslb.example', 'ap-1', { up: false }]]))
+    for (let i = 0; i < 10; i++) ask('multi.gslb.example', 1)
+    ask('weighted.gslb.example', 1)
+    ask('down-pool.gslb.example', 1)
+    ask('nope.example.com', 1, 'tcp')
+    const third = counters.update()
+    expect(third.newAnswerKeys.map((k) => k[1])).toContain('weighted')
+    expect(third.newEndpointKeys.length).toBeGreaterThan(0)
+    mirror.apply(third)
+    expect(same(mirror.data())).toEqual(same(counters.data()))
+    expect(answers(mirror.data().answers)['gslb.example *.apps us answer']).toBe(15)
+    expect(table(mirror.data().queries)['example.com A NXDOMAIN tcp']).toBe(1)
   })
 
   it('count truncated responses and response sizes per transport', () => {
