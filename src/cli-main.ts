@@ -58,6 +58,10 @@ serve options:
   --no-watch                reload zones only on SIGHUP, not on file changes
   --workers N|auto          answer DNS on N threads sharing the listen addresses (SO_REUSEPORT,
                             Linux); auto = one per available core (default 1: no threads)
+  --reload-mode MODE        in-place (default): reload zones between queries; handover: answer
+                            on worker threads (one with --workers 1) and replace them on a zone
+                            change with fresh ones that loaded it, so answering never waits on
+                            a reload (Linux; holds the zone set once more while it runs)
   --udp-io MODE             auto (default): batched recvmmsg/sendmmsg where the addon is built
                             (Linux), else dgram; batched (fail if unavailable); dgram
   --geoip PATH              MaxMind DB for geo policies (City, Country, ASN, ip-location-db),
@@ -100,6 +104,7 @@ async function serve(args: string[]): Promise<number> {
       'chaos-version': { type: 'string' },
       'no-watch': { type: 'boolean' },
       workers: { type: 'string' },
+      'reload-mode': { type: 'string' },
       'udp-io': { type: 'string' },
       geoip: { type: 'string', multiple: true },
       redis: { type: 'string' },

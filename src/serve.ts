@@ -9,12 +9,14 @@
  * threads answer DNS (`workers/`), each with its own zone set, geo database and SO_REUSEPORT
  * listeners; this thread sends them every health change and SIGHUP, and sums their counts into
  * `/metrics`. It loads the zone set too, without listening: probes, health pools, `/status` and
- * `/explain` need the table.
+ * `/explain` need the table. `--reload-mode handover` runs the workers (then even one) the same
+ * way, and hands each zone change this thread applied to fresh ones (workers/pool).
  */
 
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { ServeConfig } from './config/server-config.ts'
+import type { FileOutcome } from './config/zone-set.ts'
 import { ResponseRateLimiter } from './dns/rrl.ts'
 import { GeoDatabase } from './geo/reader.ts'
 import type { ZonePools } from './health/builder.ts'
@@ -189,8 +191,9 @@ export async function serve(
     health,
   })
   const metrics = new Metrics({ answerer, health })
-  // Worker threads answer (and rate-limit) with N >= 2; this thread does with N = 1.
-  const threaded = cfg.workers > 1
+  // Worker threads answer (and rate-limit) with N >= 2, or with handover reloads; else this thread.
+  const handover = cfg.reloadMode === 'handover'
+  const threaded = cfg.workers > 1 || handover
   const rrl = cfg.rrl && !threaded ? new ResponseRateLimiter(cfg.rrl) : undefined
   let workers: WorkerPool | undefined
   if (rrl) metrics.rateLimit(rrl)
@@ -204,6 +207,19 @@ export async function serve(
       }
     : count
   let onZones = (): void => {}
+  /**
+   * With handover, what this thread's reload found decides what the workers do: a clean change is
+   * handed to fresh workers; a change next to a rejected file is reloaded in place, where each
+   * worker keeps the last good version of that file (a fresh one would have none).
+   */
+  const handOver = (files: readonly FileOutcome[], reason: string): void => {
+    const pool = workers
+    if (pool === undefined) return
+    const changed = files.some((f) => f.status === 'loaded' || f.status === 'removed')
+    if (!changed) return
+    if (files.some((f) => f.status === 'rejected')) pool.reload(reason)
+    else void pool.replace(reason)
+  }
   try {
     server = await startServer({
       zonesDir: cfg.zones,
@@ -220,14 +236,17 @@ export async function serve(
       answerer,
       observe: observer,
       onZonesChanged: () => onZones(),
-      onReloadOutcome: metrics.reloaded,
+      onReloadOutcome: (files, reason) => {
+        metrics.reloaded(files)
+        if (handover && reason !== 'startup') handOver(files, reason)
+      },
       beforeListen,
       ...(rrl ? { rrl } : {}),
     })
     sync.rebuild()
     // Started from the view just rebuilt; every change after it follows by message.
     if (threaded) {
-      workers = await WorkerPool.start({ count: cfg.workers, cfg, health, log })
+      workers = await WorkerPool.start({ count: cfg.workers, cfg, health, log, handover })
       log.info({ workers: cfg.workers, addresses: workers.addresses }, 'worker threads answering')
     }
   } catch (err) {
@@ -309,8 +328,9 @@ export async function serve(
     reload(reason) {
       // In slices: a SIGHUP reload of a large zone set must not stall answering any more than a
       // file-change reload does.
+      // With handover, the outcome of this thread's reload decides what the workers do (handOver).
       void running.reloadLive(reason)
-      pool?.reload(reason)
+      if (!handover) pool?.reload(reason)
     },
     async close() {
       await prober?.stop()

@@ -36,6 +36,14 @@ export interface ServeConfig {
    * threads sharing the listen addresses with SO_REUSEPORT while the main thread keeps the rest.
    */
   readonly workers: number
+  /**
+   * How a zone change reaches the answering threads. `in-place`: each one reloads its own table in
+   * slices between queries (V8's collections during that can hold answers back for tens of ms on
+   * a large zone set). `handover`: answering always runs on worker threads (one with `workers` 1),
+   * and a change starts fresh ones that load the new zones on their own heaps, join the listen
+   * addresses, then replace the old ones, so no thread that answers ever loads.
+   */
+  readonly reloadMode: ReloadMode
   /** MaxMind DB files for geo policies; empty = the bundled country database. */
   readonly geoip: readonly string[]
   /** Shared state; undefined = embedded mode (in-memory state, probes run in-process). */
@@ -142,6 +150,22 @@ export function parseWorkers(v: unknown, what = '--workers', platform: string = 
   return n
 }
 
+export type ReloadMode = 'in-place' | 'handover'
+export const RELOAD_MODES: readonly ReloadMode[] = ['in-place', 'handover']
+
+/**
+ * `--reload-mode` / `reloadMode`: in-place (default) or handover. Handover binds the new threads'
+ * sockets next to the old ones', which takes SO_REUSEPORT (Linux, FreeBSD).
+ */
+export function reloadMode(v: unknown, what = '--reload-mode', platform: string = process.platform): ReloadMode {
+  if (v === undefined) return 'in-place'
+  if (typeof v !== 'string' || !(RELOAD_MODES as readonly string[]).includes(v))
+    throw new ConfigError(`${what}: expected one of ${RELOAD_MODES.join(', ')}, got ${JSON.stringify(v)}`)
+  if (v === 'handover' && platform !== 'linux' && platform !== 'freebsd')
+    throw new ConfigError(`${what}: handover needs SO_REUSEPORT (Linux, FreeBSD), which ${platform} lacks`)
+  return v as ReloadMode
+}
+
 /** `--udp-io` / `udpIo`: auto (default), batched or dgram. */
 export function udpIo(v: unknown, what = '--udp-io'): UdpIo {
   if (v === undefined) return 'auto'
@@ -179,6 +203,7 @@ export interface ServeFlags {
   readonly 'chaos-version'?: string | undefined
   readonly 'no-watch'?: boolean | undefined
   readonly workers?: string | undefined
+  readonly 'reload-mode'?: string | undefined
   readonly 'udp-io'?: string | undefined
   readonly geoip?: readonly string[] | undefined
   readonly redis?: string | undefined
@@ -208,6 +233,7 @@ const FILE_KEYS = [
   'tcp',
   'watch',
   'workers',
+  'reloadMode',
   'geoip',
   'redis',
   'redisSentinel',
@@ -325,6 +351,10 @@ export function resolveServeConfig(flags: ServeFlags): ServeConfig {
       flags.workers !== undefined
         ? parseWorkers(flags.workers)
         : parseWorkers(file['workers'] ?? 1, `${where}: workers`),
+    reloadMode: reloadMode(
+      flags['reload-mode'] ?? file['reloadMode'],
+      flags['reload-mode'] !== undefined ? '--reload-mode' : `${where}: reloadMode`,
+    ),
     geoip: flags.geoip?.length ? flags.geoip : geoipList(file['geoip'], where),
     redis: str(flags.redis ?? file['redis'], 'redis'),
     redisSentinel: sentinel(file['redisSentinel'], where),

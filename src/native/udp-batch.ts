@@ -34,6 +34,8 @@ export interface UdpBatchAddon {
   /** [batches, datagrams received, responses the kernel refused] */
   stats(handle: UdpBatchHandle): [number, number, number]
   close(handle: UdpBatchHandle): void
+  /** SCHED_IDLE for the calling thread (true) or back to SCHED_OTHER; false where the kernel refuses. */
+  idlePriority(on: boolean): boolean
 }
 
 /** Meta record fields (int32 indexes), as udp_batch.c writes them. */
@@ -62,4 +64,13 @@ export function loadUdpBatch(): UdpBatchAddon | string {
     }
   }
   return loaded
+}
+
+/**
+ * Runs the calling thread at idle priority (true) or normal again (false), where the addon is
+ * built; says whether that happened. A handover's fresh worker loads zones this way (workers/pool).
+ */
+export function idlePriority(on: boolean): boolean {
+  const addon = loadUdpBatch()
+  return typeof addon !== 'string' && addon.idlePriority(on)
 }

@@ -7,6 +7,18 @@
  *
  * The kernel spreads queries over the workers' SO_REUSEPORT sockets by flow hash, so no thread
  * hands queries to another: each worker's query path is as short as the single-thread server's.
+ *
+ * Zone changes reach the workers one of two ways (`--reload-mode`):
+ * - in place: each worker watches the zone directory and reloads in slices between queries, as
+ *   the single-thread server does;
+ * - handover: the main thread, once its own reload has applied a change, starts a fresh worker
+ *   per slot. It loads the zone set on its own V8 heap, joins the listen addresses with
+ *   SO_REUSEPORT and reports ready; only then is the old one stopped (its open TCP connections
+ *   get the grace period). A thread that answers never loads zones, so none of the loading's
+ *   garbage collection lands between its queries. Slots are replaced one after the other, so at
+ *   most one extra copy of the zone set is held at a time. When the fresh worker cannot load
+ *   every file (a broken edit), it is dropped and the old one reloads in place instead, keeping
+ *   the last good version of what it could not load, as an in-place reload does.
  */
 
 import { createSocket } from 'node:dgram'
@@ -16,11 +28,18 @@ import type { ServeConfig } from '../config/server-config.ts'
 import { GslbError } from '../errors.ts'
 import type { HealthStore } from '../health/state.ts'
 import type { Logger } from '../log.ts'
-import { mergeCounts, NO_COUNTS, type QueryCountsData, totalQueries, type WorkerFigures } from '../ops/metrics.ts'
+import {
+  CountsMirror,
+  mergeCounts,
+  NO_COUNTS,
+  type QueryCountsData,
+  totalQueries,
+  type WorkerFigures,
+} from '../ops/metrics.ts'
 import type { ListenAddress } from '../server/index.ts'
 import type { TcpStats } from '../server/tcp.ts'
 import type { UdpStats } from '../server/udp.ts'
-import type { FromWorker, ToWorker, WorkerCounts, WorkerSettings } from './protocol.ts'
+import type { FromWorker, ToWorker, WorkerCounts, WorkerReport, WorkerSettings } from './protocol.ts'
 
 /** A worker could not start (zones, geo database or listen addresses); the server does not start. */
 export class WorkerStartError extends GslbError {
@@ -45,6 +64,8 @@ const PULL_TIMEOUT_MS = 1_000
 const PULL_EVERY_MS = 1_000
 /** Extra time, past the TCP grace period, before a stopping worker is terminated. */
 const STOP_MARGIN_MS = 2_000
+/** What a handed-over worker's open TCP connections get to finish (clients reconnect after). */
+const HANDOVER_GRACE_MS = 5_000
 
 const NO_TCP: TcpStats = Object.freeze({ connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 })
 const NO_FIGURES: WorkerCounts = Object.freeze({
@@ -54,10 +75,36 @@ const NO_FIGURES: WorkerCounts = Object.freeze({
   rrl: { sent: 0, dropped: 0, slipped: 0 },
 })
 
+/** A worker's last report, its query counts rebuilt from its incarnation's mirror when read. */
+class Reported implements WorkerCounts {
+  readonly #mirror: CountsMirror
+  readonly tcp: TcpStats
+  readonly udp: UdpStats
+  readonly rrl: WorkerCounts['rrl']
+
+  constructor(mirror: CountsMirror, r: WorkerReport) {
+    mirror.apply(r.update)
+    this.#mirror = mirror
+    this.tcp = r.tcp
+    this.udp = r.udp
+    this.rrl = r.rrl
+  }
+
+  get counts(): QueryCountsData {
+    return this.#mirror.data()
+  }
+}
+
+/** An ended incarnation's figures, kept for good: open connections closed with it. */
+function ended(f: WorkerCounts): WorkerCounts {
+  return { counts: f.counts, tcp: { ...f.tcp, connections: 0 }, udp: f.udp, rrl: f.rrl }
+}
+
 /** Sum of two workers' (or incarnations') figures; open connections only count for live ones. */
-function add(a: WorkerCounts, b: WorkerCounts): WorkerCounts {
+function add(a: WorkerCounts, b: WorkerCounts, counts = true): WorkerCounts {
   return {
-    counts: mergeCounts([a.counts, b.counts]),
+    // The connection, datagram and RRL figures alone (`#total`) need no merge of ~70k series.
+    counts: counts ? mergeCounts([a.counts, b.counts]) : NO_COUNTS,
     tcp: {
       connections: a.tcp.connections + b.tcp.connections,
       rejectedTotal: a.tcp.rejectedTotal + b.tcp.rejectedTotal,
@@ -115,6 +162,8 @@ interface Slot {
    * What a crashed worker counted after its last pull (at most PULL_EVERY_MS ago) is lost with it.
    */
   retired: WorkerCounts
+  /** Handed-over incarnations still stopping: their last pulled figures, until they report final ones. */
+  retiring: Map<Worker, WorkerCounts>
   /** Settles the start of the current incarnation (only while `start()` waits for it). */
   starting: { resolve: (a: readonly ListenAddress[]) => void; reject: (e: Error) => void } | undefined
   /** Resolves when the current incarnation has exited (only while `close()` waits for it). */
@@ -127,6 +176,8 @@ export interface PoolOptions {
   /** The main thread's health store: the source of truth every worker follows. */
   readonly health: HealthStore
   readonly log: Logger
+  /** Zone changes by handover (`replace()`), the workers watching nothing; else each reloads in place. */
+  readonly handover?: boolean | undefined
 }
 
 export class WorkerPool {
@@ -139,6 +190,15 @@ export class WorkerPool {
   #healthQueued = false
   #pullTimer: NodeJS.Timeout | undefined
   readonly #unsubscribe: () => void
+  /** Fresh workers loading for a handover: they get health changes too, and are stopped on close. */
+  readonly #candidates = new Set<Worker>()
+  /** Per worker incarnation: the labels of its query counts, sent once (ops/metrics CountsMirror). */
+  readonly #mirrors = new WeakMap<Worker, CountsMirror>()
+  /** Handed-over workers still stopping, and what resolves when each has exited. */
+  readonly #leaving = new Map<Worker, Promise<void>>()
+  #replacing: Promise<void> | undefined
+  /** A change applied while a handover ran: one more round follows it. */
+  #replaceAgain: string | undefined
 
   private constructor(opts: PoolOptions) {
     this.#opts = opts
@@ -154,6 +214,7 @@ export class WorkerPool {
       failure: undefined,
       last: NO_FIGURES,
       retired: NO_FIGURES,
+      retiring: new Map(),
       starting: undefined,
       exited: undefined,
     }))
@@ -203,9 +264,134 @@ export class WorkerPool {
     return this.#slots.filter((s) => s.ready).length
   }
 
-  /** Every worker reloads its zone set (SIGHUP). */
+  /** Every worker reloads its zone set in place (SIGHUP; with handover, the fallback). */
   reload(reason: string): void {
     this.#broadcast({ type: 'reload', reason })
+  }
+
+  /**
+   * Hands every slot over to a fresh worker that loads the zone set as it is now (see the module
+   * comment). Calls while one runs share one more round after it. Resolves when done; never rejects
+   * (a slot that cannot be handed over reloads in place and says why in the log).
+   */
+  replace(reason: string): Promise<void> {
+    if (this.#replacing !== undefined) {
+      this.#replaceAgain = reason
+      return this.#replacing
+    }
+    const run = (async () => {
+      let why: string | undefined = reason
+      while (why !== undefined && !this.#closing) {
+        this.#replaceAgain = undefined
+        for (const slot of this.#slots) {
+          if (this.#closing) break
+          await this.#replaceSlot(slot, why)
+        }
+        why = this.#replaceAgain
+      }
+    })()
+    this.#replacing = run
+    return run.finally(() => {
+      this.#replacing = undefined
+    })
+  }
+
+  async #replaceSlot(slot: Slot, reason: string): Promise<void> {
+    const log = this.#opts.log
+    const old = slot.worker
+    // A slot that is not answering (restarting after a crash) loads the current files when it comes back.
+    if (old === undefined || !slot.ready) return
+    const t0 = performance.now()
+    const fresh = this.#newWorker(slot, true)
+    this.#candidates.add(fresh)
+    let gone = false
+    let onMessage: (m: FromWorker) => void = () => {}
+    let onError: (err: Error) => void = () => {}
+    let onExit: (code: number) => void = () => {}
+    const outcome = await new Promise<{ readonly rejected: number } | { readonly failed: string }>((resolve) => {
+      onMessage = (m) => {
+        if (m.type === 'ready') resolve({ rejected: m.rejected })
+        else if (m.type === 'failed') resolve({ failed: m.message })
+      }
+      onError = (err) => resolve({ failed: err.message })
+      onExit = (code) => {
+        gone = true
+        resolve({ failed: `the thread exited with code ${code}` })
+      }
+      fresh.on('message', onMessage).on('error', onError).on('exit', onExit)
+    })
+    this.#candidates.delete(fresh)
+    fresh.off('message', onMessage).off('error', onError).off('exit', onExit)
+    const problem =
+      'failed' in outcome
+        ? outcome.failed
+        : outcome.rejected > 0
+          ? `${outcome.rejected} zone file(s) rejected`
+          : this.#closing
+            ? 'shutting down'
+            : slot.worker !== old || !slot.ready
+              ? 'the old worker stopped meanwhile'
+              : undefined
+    if (problem !== undefined) {
+      // Its sockets may already take traffic: stop it like any worker, not mid-answer.
+      if ('failed' in outcome) {
+        if (!gone) void fresh.terminate()
+      } else this.#retire(slot, fresh, NO_FIGURES, 0)
+      if (!this.#closing && slot.worker === old) {
+        log.warn({ worker: slot.index, reason, problem }, 'zone handover not possible; reloading in place')
+        this.#post(old, { type: 'reload', reason })
+      }
+      return
+    }
+    // Swap: the fresh worker is the slot's from now on; the old one's figures wait for its final ones.
+    const previous = slot.last
+    slot.worker = fresh
+    slot.ready = true
+    slot.startedAt = Date.now()
+    slot.failure = undefined
+    slot.last = NO_FIGURES
+    this.#listen(slot, fresh)
+    this.#retire(slot, old, previous, HANDOVER_GRACE_MS)
+    log.info(
+      { worker: slot.index, reason, ms: Math.round(performance.now() - t0) },
+      'zones handed over to a fresh worker',
+    )
+  }
+
+  /**
+   * Stops a worker that no longer belongs to its slot (handed over, or a dropped candidate), keeping
+   * its figures in the slot's totals: the last pulled ones until it reports its final ones.
+   */
+  #retire(slot: Slot, w: Worker, figures: WorkerCounts, graceMs: number): void {
+    slot.retiring.set(w, figures)
+    const settle = (final: WorkerCounts | undefined): void => {
+      const f = final ?? slot.retiring.get(w)
+      if (f === undefined) return
+      slot.retiring.delete(w)
+      slot.retired = add(slot.retired, ended(f))
+    }
+    w.on('message', (m: FromWorker) => {
+      if (m.type === 'stopped') settle(this.#reported(w, m))
+      else if (m.type === 'counts') {
+        if (slot.retiring.has(w)) slot.retiring.set(w, this.#reported(w, m))
+        this.#pending.get(m.id)?.()
+        this.#pending.delete(m.id)
+      }
+    })
+    const exited = new Promise<void>((resolve) => {
+      w.once('exit', () => {
+        clearTimeout(deadline)
+        settle(undefined)
+        this.#leaving.delete(w)
+        resolve()
+      })
+    })
+    this.#leaving.set(w, exited)
+    this.#post(w, { type: 'stop', graceMs })
+    const deadline = setTimeout(() => {
+      this.#opts.log.warn({ worker: slot.index }, 'handed-over worker did not stop in time; terminating it')
+      void w.terminate()
+    }, graceMs + STOP_MARGIN_MS)
   }
 
   /**
@@ -214,14 +400,18 @@ export class WorkerPool {
    */
   async pull(): Promise<QueryCountsData[]> {
     await Promise.all(this.#slots.map((s) => this.#ask(s)))
-    return this.#slots.flatMap((s) => [s.retired.counts, s.last.counts])
+    return this.#slots.flatMap((s) => [
+      s.retired.counts,
+      s.last.counts,
+      ...[...s.retiring.values()].map((f) => f.counts),
+    ])
   }
 
   /** Per-slot figures as of the last pull. */
   figures(): WorkerFigures[] {
     return this.#slots.map((s) => ({
       worker: s.index,
-      queries: totalQueries(s.retired.counts) + totalQueries(s.last.counts),
+      queries: totalQueries(s.retired.counts) + totalQueries(s.last.counts) + totalQueries(this.#retiringSum(s).counts),
       restarts: s.restarts,
       up: s.ready,
     }))
@@ -247,6 +437,10 @@ export class WorkerPool {
     this.#closing = true
     clearInterval(this.#pullTimer)
     this.#unsubscribe()
+    // A fresh worker still loading has answered nothing yet: the handover drops it (shutting down).
+    for (const c of this.#candidates) this.#post(c, { type: 'stop', graceMs: 0 })
+    await this.#replacing
+    await Promise.all([...this.#leaving.values()])
     await Promise.all(
       this.#slots.map(async (s) => {
         clearTimeout(s.timer)
@@ -266,9 +460,19 @@ export class WorkerPool {
     )
   }
 
+  /** TCP, UDP and RRL figures over every incarnation (`counts` left empty). */
   #total(): WorkerCounts {
     let sum = NO_FIGURES
-    for (const s of this.#slots) sum = add(add(sum, s.retired), s.last)
+    for (const s of this.#slots) {
+      sum = add(add(sum, s.retired, false), s.last, false)
+      for (const f of s.retiring.values()) sum = add(sum, f, false)
+    }
+    return sum
+  }
+
+  #retiringSum(s: Slot): WorkerCounts {
+    let sum = NO_FIGURES
+    for (const f of s.retiring.values()) sum = add(sum, f)
     return sum
   }
 
@@ -280,12 +484,34 @@ export class WorkerPool {
   }
 
   #spawn(slot: Slot): void {
+    const w = this.#newWorker(slot)
+    slot.worker = w
+    slot.ready = false
+    slot.failure = undefined
+    slot.startedAt = Date.now()
+    this.#listen(slot, w)
+  }
+
+  /** The slot's handlers on a worker that is (now) its current one. */
+  #listen(slot: Slot, w: Worker): void {
+    w.on('message', (m: FromWorker) => this.#onMessage(slot, w, m))
+    w.on('error', (err) => {
+      if (slot.worker !== w) return
+      slot.failure ??= err.message
+      this.#opts.log.error({ err, worker: slot.index }, 'worker thread failed')
+    })
+    w.on('exit', (code) => this.#onExit(slot, w, code))
+  }
+
+  #newWorker(slot: Slot, complete = false): Worker {
     const cfg = this.#opts.cfg
     const settings: WorkerSettings = {
       index: slot.index,
       zones: cfg.zones,
       listen: this.#addresses,
-      watch: cfg.watch,
+      // With handover the main thread watches and decides; a worker never reloads on its own.
+      watch: this.#opts.handover === true ? false : cfg.watch,
+      complete,
       tcp: cfg.tcp,
       maxUdpSize: cfg.maxUdpSize,
       udpIo: cfg.udpIo,
@@ -298,17 +524,7 @@ export class WorkerPool {
       queryLogSample: cfg.queryLogSample,
       health: this.#opts.health.current.data(),
     }
-    const w = new Worker(ENTRY, { workerData: settings, name: `gslb-worker-${slot.index}` })
-    slot.worker = w
-    slot.ready = false
-    slot.failure = undefined
-    slot.startedAt = Date.now()
-    w.on('message', (m: FromWorker) => this.#onMessage(slot, w, m))
-    w.on('error', (err) => {
-      slot.failure ??= err.message
-      this.#opts.log.error({ err, worker: slot.index }, 'worker thread failed')
-    })
-    w.on('exit', (code) => this.#onExit(slot, w, code))
+    return new Worker(ENTRY, { workerData: settings, name: `gslb-worker-${slot.index}` })
   }
 
   #onMessage(slot: Slot, w: Worker, m: FromWorker): void {
@@ -331,11 +547,13 @@ export class WorkerPool {
         void w.terminate()
         break
       case 'counts':
-        slot.last = { counts: m.counts, tcp: m.tcp, udp: m.udp, rrl: m.rrl }
+        slot.last = this.#reported(w, m)
         this.#pending.get(m.id)?.()
         this.#pending.delete(m.id)
         break
       case 'stopped':
+        // Its final figures: what it counted after the last pull stays in the totals.
+        slot.last = this.#reported(w, m)
         break
     }
   }
@@ -344,7 +562,7 @@ export class WorkerPool {
     if (slot.worker !== w) return
     slot.worker = undefined
     slot.ready = false
-    slot.retired = add(slot.retired, { ...slot.last, tcp: { ...slot.last.tcp, connections: 0 } })
+    slot.retired = add(slot.retired, ended(slot.last))
     slot.last = NO_FIGURES
     if (slot.exited) {
       slot.exited()
@@ -374,6 +592,15 @@ export class WorkerPool {
     }, delay)
   }
 
+  #reported(w: Worker, r: WorkerReport): WorkerCounts {
+    let mirror = this.#mirrors.get(w)
+    if (mirror === undefined) {
+      mirror = new CountsMirror()
+      this.#mirrors.set(w, mirror)
+    }
+    return new Reported(mirror, r)
+  }
+
   #ask(slot: Slot): Promise<void> {
     const w = slot.worker
     if (w === undefined) return Promise.resolve()
@@ -393,7 +620,10 @@ export class WorkerPool {
 
   #broadcastHealth(): void {
     if (this.#closing) return
-    this.#broadcast({ type: 'health', data: this.#opts.health.current.data() })
+    const m: ToWorker = { type: 'health', data: this.#opts.health.current.data() }
+    this.#broadcast(m)
+    // A fresh worker started from the view of its creation; the changes since follow in order.
+    for (const c of this.#candidates) this.#post(c, m)
   }
 
   #broadcast(m: ToWorker): void {

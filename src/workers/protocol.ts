@@ -8,20 +8,20 @@
  * ```
  *  main (control plane)                          worker i (data plane)
  *  ─ workerData: WorkerSettings (+ health) ───→  load zones, open geo, listen with SO_REUSEPORT
- *  ←──────────────────────────────────────────── ready { addresses } | failed { message }
+ *  ←──────────────────────────────────────────── ready { addresses, rejected } | failed { message }
  *  ─ health { SnapshotData } (every change) ──→  answerer.health.replace(...)
  *  ─ reload { reason } (SIGHUP) ──────────────→  server.reload(reason)
  *  ─ counts { id } (at scrape time) ──────────→
  *  ←──────────────────────────────────────────── counts { id, counts, tcp, udp, rrl }
  *  ─ stop { graceMs } (SIGTERM) ──────────────→  close listeners, finish TCP answers
- *  ←──────────────────────────────────────────── stopped, then the thread ends
+ *  ←──────────────────────────────────────────── stopped { final counts }, then the thread ends
  * ```
  */
 
 import type { RrlConfig, RrlStats } from '../dns/rrl.ts'
 import type { SnapshotData } from '../health/state.ts'
 import type { LOG_LEVELS } from '../log.ts'
-import type { QueryCountsData } from '../ops/metrics.ts'
+import type { CountsUpdate, QueryCountsData } from '../ops/metrics.ts'
 import type { ListenAddress } from '../server/index.ts'
 import type { TcpLimits, TcpStats } from '../server/tcp.ts'
 import type { UdpIo, UdpStats } from '../server/udp.ts'
@@ -34,6 +34,12 @@ export interface WorkerSettings {
   /** Concrete ports: a port 0 asked for is resolved by worker 0 before the others start. */
   readonly listen: readonly ListenAddress[]
   readonly watch: boolean
+  /**
+   * Answer only with every zone file loaded: a handover's fresh worker that cannot load one fails
+   * before it listens, so no query sees a zone set with a zone missing. First starts and restarts
+   * after a crash answer with what loads, like the single-thread server.
+   */
+  readonly complete: boolean
   readonly tcp: TcpLimits
   readonly maxUdpSize: number
   readonly udpIo: UdpIo
@@ -63,8 +69,21 @@ export interface WorkerCounts {
   readonly rrl: Pick<RrlStats, 'sent' | 'dropped' | 'slipped'>
 }
 
+/** The same figures as a worker sends them: query counts as a `CountsUpdate` (see ops/metrics). */
+export interface WorkerReport {
+  readonly update: CountsUpdate
+  readonly tcp: TcpStats
+  readonly udp: UdpStats
+  readonly rrl: Pick<RrlStats, 'sent' | 'dropped' | 'slipped'>
+}
+
 export type FromWorker =
-  | { readonly type: 'ready'; readonly addresses: readonly ListenAddress[] }
+  | {
+      readonly type: 'ready'
+      readonly addresses: readonly ListenAddress[]
+      /** Zone files it could not load: a handover keeps the old thread then (it has their last good version). */
+      readonly rejected: number
+    }
   | { readonly type: 'failed'; readonly message: string }
-  | ({ readonly type: 'counts'; readonly id: number } & WorkerCounts)
-  | { readonly type: 'stopped' }
+  | ({ readonly type: 'counts'; readonly id: number } & WorkerReport)
+  | ({ readonly type: 'stopped' } & WorkerReport)

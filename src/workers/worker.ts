@@ -14,11 +14,12 @@ import { ResponseRateLimiter } from '../dns/rrl.ts'
 import { GeoDatabase } from '../geo/reader.ts'
 import { HealthSnapshot, HealthStore } from '../health/state.ts'
 import { createLogger } from '../log.ts'
+import { idlePriority } from '../native/udp-batch.ts'
 import { compactHeap } from '../ops/heap.ts'
-import { NO_COUNTS, QueryCounters } from '../ops/metrics.ts'
+import { NO_UPDATE, QueryCounters } from '../ops/metrics.ts'
 import { Answerer } from '../query/handle.ts'
 import { type RunningServer, startServer } from '../server/index.ts'
-import type { FromWorker, ToWorker, WorkerSettings } from './protocol.ts'
+import type { FromWorker, ToWorker, WorkerReport, WorkerSettings } from './protocol.ts'
 
 function mainPort(): MessagePort {
   if (parentPort === null) throw new Error('workers/worker.ts runs as a worker thread of gslb serve --workers N')
@@ -38,8 +39,26 @@ let geo: GeoDatabase | undefined
 let stopping: Promise<void> | undefined
 /** A reload asked for while the first load was under way: it may have read the files too early. */
 let reloadPending: string | undefined
+/** Zone files the startup load rejected (reported with `ready`). */
+let rejected = 0
+
+/** Everything since start; the query counts' labels only once (QueryCounters.update). */
+function figures(): WorkerReport {
+  const r = rrl?.stats()
+  return {
+    update: counters?.update() ?? NO_UPDATE,
+    tcp: server?.tcpStats() ?? { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 },
+    udp: server?.udpStats() ?? { received: 0, batches: 0, dropped: 0 },
+    rrl: { sent: r?.sent ?? 0, dropped: r?.dropped ?? 0, slipped: r?.slipped ?? 0 },
+  }
+}
 
 async function start(): Promise<void> {
+  // A handover's fresh worker loads beside the worker still answering, usually on the same cores:
+  // at idle priority the kernel runs the answering thread first whenever it has a query. Measured
+  // on one core: the longest answer gap during a handover 19-23 ms against 32-38 ms (BENCHMARKS.md).
+  // Only where the thread may come back to normal priority (native/udp-batch), else it loads as is.
+  const idle = settings.complete && idlePriority(true)
   try {
     geo = await GeoDatabase.open(settings.geoip, log)
     geo.watch()
@@ -65,13 +84,18 @@ async function start(): Promise<void> {
       udpIo: settings.udpIo,
       // As on the main thread (ops/heap): the load's garbage would otherwise stay committed.
       beforeListen: () => {
+        if (settings.complete && rejected > 0) throw new Error(`${rejected} zone file(s) rejected`)
         compactHeap()
+        if (idle && !idlePriority(false)) log.warn('could not leave idle priority after loading; answering at it')
       },
       logZones: false,
+      onReloadOutcome: (files, reason) => {
+        if (reason === 'startup') rejected = files.filter((f) => f.status === 'rejected').length
+      },
       ...(rrl ? { rrl } : {}),
     })
     if (reloadPending !== undefined) server.reload(reloadPending)
-    if (stopping === undefined) send({ type: 'ready', addresses: server.addresses })
+    if (stopping === undefined) send({ type: 'ready', addresses: server.addresses, rejected })
   } catch (err) {
     // The error itself may not survive structured clone (class, code); its message does.
     send({ type: 'failed', message: (err as Error).message })
@@ -83,7 +107,9 @@ async function start(): Promise<void> {
 async function stop(graceMs: number): Promise<void> {
   await server?.close(graceMs)
   geo?.close()
-  send({ type: 'stopped' })
+  // Its last figures, counted after the listeners closed: a handed-over thread's queries up to its
+  // very end stay in the totals.
+  send({ type: 'stopped', ...figures() })
   // With the port closed and the listeners gone nothing keeps the thread alive: it ends by itself.
   port.close()
 }
@@ -99,18 +125,9 @@ port.on('message', (m: ToWorker) => {
       if (server === undefined) reloadPending = m.reason
       else void server.reloadLive(m.reason)
       break
-    case 'counts': {
-      const r = rrl?.stats()
-      send({
-        type: 'counts',
-        id: m.id,
-        counts: counters?.data() ?? NO_COUNTS,
-        tcp: server?.tcpStats() ?? { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 },
-        udp: server?.udpStats() ?? { received: 0, batches: 0, dropped: 0 },
-        rrl: { sent: r?.sent ?? 0, dropped: r?.dropped ?? 0, slipped: r?.slipped ?? 0 },
-      })
+    case 'counts':
+      send({ type: 'counts', id: m.id, ...figures() })
       break
-    }
     case 'stop':
       stopping ??= startup.then(() => stop(m.graceMs))
       break

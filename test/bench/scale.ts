@@ -72,8 +72,11 @@ const USAGE = `Usage: node test/bench/scale.ts [options]   (npm run bench:scale 
                      table shows; VmRSS / VmHWM after the reload are read at its end
   --keep DIR         write the zone set and query files into DIR and keep them
   --no-pin           do not pin the server and dnsperf with taskset
+  --serve-flags F    extra "gslb serve" flags for the large zone set's server, space-separated
+                     (e.g. "--serve-flags=--reload-mode handover": the reload then ends with the handover)
   --node-flags F     extra node/V8 flags for the servers, space-separated (e.g. "--trace-gc");
-                     with --keep, their non-JSON output goes to DIR/server-PORT.out
+                     with --keep, their non-JSON output goes to DIR/server-PORT.out (the
+                     JSON log to DIR/server-PORT.out.log)
   --json             print the results as JSON
 `
 
@@ -91,6 +94,7 @@ interface Options {
   readonly pin: boolean
   readonly json: boolean
   readonly nodeFlags: readonly string[]
+  readonly serveFlags: readonly string[]
 }
 
 function intFlag(v: string | undefined, name: string, dflt: number, min: number, max: number): number {
@@ -117,6 +121,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       keep: { type: 'string' },
       'no-pin': { type: 'boolean' },
       'node-flags': { type: 'string' },
+      'serve-flags': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -139,6 +144,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     pin: !(values['no-pin'] ?? false),
     json: values.json ?? false,
     nodeFlags: (values['node-flags'] ?? '').split(' ').filter((f) => f !== ''),
+    serveFlags: (values['serve-flags'] ?? '').split(' ').filter((f) => f !== ''),
   }
 }
 
@@ -217,7 +223,10 @@ function startServer(
       for (const w of waiters) w()
     } catch {
       if (rawOut !== undefined) appendFileSync(rawOut, `${(performance.now() - spawnedAt).toFixed(1)} ${line}\n`)
+      return
     }
+    // The server's own log too, on the same clock (ms since spawn), to line up with the stall figures.
+    if (rawOut !== undefined) appendFileSync(`${rawOut}.log`, `${(performance.now() - spawnedAt).toFixed(1)} ${line}\n`)
   })
   let err = ''
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -563,10 +572,15 @@ async function measureReload(
     const from = done.length > 0 ? s.log.indexOf(done[done.length - 1]!) + 1 : logFrom
     done.push(await s.waitLog((l) => l.msg === 'zones reloaded' && l.obj['reason'] !== 'startup', 300_000, from))
   }
+  let last = done[done.length - 1]!
+  if (opts.serveFlags.includes('handover')) {
+    // The main thread has applied the change; the answering threads have it once handed over.
+    last = await s.waitLog((l) => l.msg === 'zones handed over to a fresh worker', 300_000, s.log.indexOf(last) + 1)
+    say(`bench:scale: handed over after ${f0(Number(last.obj['ms']))} ms of loading in the fresh worker`)
+  }
   stream.mark('end')
   const endWall = performance.now()
   say(`bench:scale: reload done ${f0(endWall - s.spawnedAt)} ms after the server was spawned`)
-  const last = done[done.length - 1]!
   const wall = (endWall - triggerWall) / 1000
   const serverCpuPct = (100 * (cpuSeconds(s.pid) - cpu0)) / wall
   const busy1 = cpuBusy(cpu)
@@ -682,7 +696,7 @@ async function main(argv: string[]): Promise<number> {
       zonesDir,
       port,
       serverCpu,
-      opts.reloadVia === 'sighup' ? ['--no-watch'] : [],
+      [...(opts.reloadVia === 'sighup' ? ['--no-watch'] : []), ...opts.serveFlags],
       opts.nodeFlags,
       opts.keep === undefined ? undefined : join(base, `server-${port}.out`),
     )

@@ -62,3 +62,33 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, everyMs))
   }
 }
+
+export interface ServeCli {
+  readonly proc: CliProcess
+  readonly dns: number
+  /** Base URL of the admin endpoint. */
+  readonly admin: string
+}
+
+/** `gslb serve` on `dir` with DNS and admin on free 127.0.0.1 ports, once its admin endpoint listens. */
+export async function startServeCli(dir: string, extra: readonly string[] = []): Promise<ServeCli> {
+  const dns = await freePort()
+  const adminPort = await freePort()
+  const proc = spawnCli([
+    'serve',
+    '--zones',
+    dir,
+    '--listen',
+    `127.0.0.1:${dns}`,
+    '--admin',
+    `127.0.0.1:${adminPort}`,
+    ...extra,
+  ])
+  const { value } = await waitFor(
+    proc.log,
+    (l) => l.includes('admin endpoint listening') || proc.child.exitCode !== null,
+    15_000,
+  )
+  if (!value.includes('admin endpoint listening')) throw new Error(`server did not start:\n${value}`)
+  return { proc, dns, admin: `http://127.0.0.1:${adminPort}` }
+}

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { dig } from '../helpers/dig.ts'
-import { type CliProcess, freePort, spawnCli, waitFor } from '../helpers/process.ts'
+import { type ServeCli, spawnCli, startServeCli, waitFor } from '../helpers/process.ts'
 import { answerData, decode, query, udpExchange } from '../helpers/raw.ts'
 import { FIXTURES } from '../helpers/server.ts'
 
@@ -22,34 +22,10 @@ function tempZones(): string {
   return dir
 }
 
-interface Server {
-  readonly proc: CliProcess
-  readonly dns: number
-  readonly admin: string
-}
+type Server = ServeCli
 
-async function startServer(dir: string, ...extra: string[]): Promise<Server> {
-  const dns = await freePort()
-  const adminPort = await freePort()
-  const proc = spawnCli([
-    'serve',
-    '--zones',
-    dir,
-    '--listen',
-    `127.0.0.1:${dns}`,
-    '--admin',
-    `127.0.0.1:${adminPort}`,
-    '--workers',
-    '2',
-    ...extra,
-  ])
-  const { value } = await waitFor(
-    proc.log,
-    (l) => l.includes('admin endpoint listening') || proc.child.exitCode !== null,
-    15_000,
-  )
-  if (!value.includes('admin endpoint listening')) throw new Error(`server did not start:\n${value}`)
-  return { proc, dns, admin: `http://127.0.0.1:${adminPort}` }
+function startServer(dir: string, ...extra: string[]): Promise<Server> {
+  return startServeCli(dir, ['--workers', '2', ...extra])
 }
 
 /** The first answer's data for each of `n` queries, each sent from its own socket (its own source port). */

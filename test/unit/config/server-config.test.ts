@@ -12,6 +12,7 @@ import {
   parseListen,
   parseNsid,
   parseWorkers,
+  reloadMode,
   resolveServeConfig,
   type ServeFlags,
 } from '../../../src/config/server-config.ts'
@@ -124,6 +125,7 @@ describe('resolveServeConfig from flags', () => {
       tcp: DEFAULT_TCP_LIMITS,
       watch: true,
       workers: 1,
+      reloadMode: 'in-place',
       geoip: [],
       redis: undefined,
       redisSentinel: undefined,
@@ -203,6 +205,7 @@ describe('resolveServeConfig with --config', () => {
       'udpIo: dgram',
       'tcp: { idleTimeoutMs: 2000, maxConnections: 10 }',
       'watch: false',
+      'reloadMode: handover',
       'geoip: [/srv/geo/city.mmdb, /srv/geo/asn.mmdb]',
       'redis: "rediss://u:p@127.0.0.1:6380/0"',
       'redisSentinel: { sentinels: ["127.0.0.1:26379", "[::1]:26380"], name: mymaster, password: pw }',
@@ -235,6 +238,7 @@ describe('resolveServeConfig with --config', () => {
       tcp: { ...DEFAULT_TCP_LIMITS, idleTimeoutMs: 2000, maxConnections: 10 },
       watch: false,
       workers: 1,
+      reloadMode: 'handover',
       geoip: ['/srv/geo/city.mmdb', '/srv/geo/asn.mmdb'],
       redis: 'rediss://u:p@127.0.0.1:6380/0',
       redisSentinel: {
@@ -406,6 +410,21 @@ describe('resolveServeConfig with --config', () => {
   it('rejects a boolean queryLogSample', () => {
     const path = configFile('queryLogSample: true')
     expect(configError(() => resolveServeConfig({ config: path })).message).toMatch(/query-?log-?sample/i)
+  })
+})
+
+describe('reload mode', () => {
+  it('is in-place unless handover is asked for, by flag or file; handover needs SO_REUSEPORT', () => {
+    expect(reloadMode(undefined)).toBe('in-place')
+    expect(reloadMode('handover', '--reload-mode', 'linux')).toBe('handover')
+    expect(resolveServeConfig({ 'reload-mode': 'handover' }).reloadMode).toBe('handover')
+    expect(
+      resolveServeConfig({ config: configFile('reloadMode: in-place'), 'reload-mode': 'handover' }).reloadMode,
+    ).toBe('handover')
+    expect(configError(() => reloadMode('swap')).message).toContain('--reload-mode: expected one of in-place, handover')
+    expect(configError(() => reloadMode('handover', '--reload-mode', 'darwin')).message).toContain('SO_REUSEPORT')
+    const path = configFile('reloadMode: 2')
+    expect(configError(() => resolveServeConfig({ config: path })).message).toContain(`${path}: reloadMode: expected`)
   })
 })
 

@@ -1,0 +1,177 @@
+/**
+ * `gslb serve --reload-mode handover`: answering runs on a worker thread (one, by default), and a
+ * zone change is loaded by a fresh worker that then takes over the listen address; the old one
+ * stops. The real command, real sockets, `dig` and a raw UDP stream; everything on 127.0.0.1.
+ */
+
+import { createSocket } from 'node:dgram'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { dig } from '../helpers/dig.ts'
+import { type ServeCli, startServeCli, waitFor } from '../helpers/process.ts'
+import { answerData, decode, query } from '../helpers/raw.ts'
+import { FIXTURES } from '../helpers/server.ts'
+
+const ZONE_FILE = 'workers.example.yaml'
+const SECOND = 'second.example.zone'
+const SECOND_ZONE = (serial: number, address: string) => `$ORIGIN second.example.
+@    3600 SOA ns1 hostmaster ${serial} 7200 3600 1209600 60
+@    3600 NS  ns1
+ns1  3600 A   192.0.2.53
+www    60 A   ${address}
+`
+
+type Server = ServeCli
+
+function startServer(dir: string): Promise<Server> {
+  return startServeCli(dir, ['--reload-mode', 'handover'])
+}
+
+async function address(s: Server, name: string): Promise<string | undefined> {
+  const r = await dig('127.0.0.1', s.dns, name, 'A')
+  return r.answer[0]?.data
+}
+
+/**
+ * One UDP socket (one flow, so one listener at a time) sending a query every `everyMs` until
+ * stopped; returns each query's answer address in sending order, or 'lost' when none came within
+ * a second (the query is then asked again once, as a resolver would).
+ */
+function stream(port: number, name: string, everyMs = 5) {
+  const sock = createSocket('udp4')
+  const answers: string[] = []
+  const waiting = new Map<number, (a: string) => void>()
+  sock.on('message', (msg) => {
+    const d = decode(msg)
+    waiting.get(d.id ?? -1)?.(answerData(d) ?? 'no answer')
+  })
+  const ask = (id: number): Promise<string> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        waiting.delete(id)
+        resolve('lost')
+      }, 1000)
+      waiting.set(id, (a) => {
+        clearTimeout(timer)
+        waiting.delete(id)
+        resolve(a)
+      })
+      sock.send(query(name, 'A', { id }), port, '127.0.0.1')
+    })
+  let running = true
+  const done = (async () => {
+    const pending: Promise<void>[] = []
+    for (let id = 1; running; id++) {
+      const slot = answers.length
+      answers.push('pending')
+      pending.push(
+        (async () => {
+          let a = await ask(id)
+          if (a === 'lost') a = await ask(id + 30_000)
+          answers[slot] = a
+        })(),
+      )
+      await new Promise((r) => setTimeout(r, everyMs))
+    }
+    await Promise.all(pending)
+    sock.close()
+    return answers
+  })()
+  return {
+    stop: () => {
+      running = false
+      return done
+    },
+  }
+}
+
+async function metric(s: Server, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`${s.admin}/metrics`)).text()
+  return Number(pattern.exec(text)?.[1] ?? Number.NaN)
+}
+
+describe('serve --reload-mode handover', () => {
+  let dir: string
+  let s: Server
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gslb-handover-'))
+    cpSync(join(FIXTURES, 'workers'), dir, { recursive: true })
+    writeFileSync(join(dir, SECOND), SECOND_ZONE(1, '192.0.2.90'))
+    s = await startServer(dir)
+  }, 20_000)
+
+  afterAll(() => {
+    s?.proc.child.kill('SIGKILL')
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('answers from one worker thread, not the main thread', async () => {
+    expect(await address(s, 'static.workers.example')).toBe('192.0.2.80')
+    expect((await dig('127.0.0.1', s.dns, '+tcp', 'www.second.example', 'A')).answer[0]?.data).toBe('192.0.2.90')
+    const log = s.proc.log()
+    expect(log).toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
+    expect(log).not.toMatch(/"worker":1,/)
+    expect(log).not.toMatch(/"pid":\d+,"host"[^\n]*"listening on UDP and TCP"/)
+  })
+
+  it('hands a zone change to a fresh worker, answering throughout and never going back', async () => {
+    const queriesBefore = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
+    expect(queriesBefore).toBeGreaterThan(0)
+    const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+    const flow = stream(s.dns, 'static.workers.example')
+    await new Promise((r) => setTimeout(r, 300))
+    const file = join(dir, ZONE_FILE)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.81'))
+    await waitFor(s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length > handovers, 15_000)
+    await new Promise((r) => setTimeout(r, 300))
+    const answers = await flow.stop()
+    // Every query answered (a resolver's one retry allowed), old data until the switch, new after.
+    expect(answers.filter((a) => a !== '192.0.2.80' && a !== '192.0.2.81')).toEqual([])
+    const firstNew = answers.indexOf('192.0.2.81')
+    expect(firstNew).toBeGreaterThan(0)
+    expect(answers.slice(firstNew).every((a) => a === '192.0.2.81')).toBe(true)
+    expect(await address(s, 'static.workers.example')).toBe('192.0.2.81')
+    // The counters carry on over incarnations: the old worker's queries stay counted.
+    const queriesAfter = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
+    expect(queriesAfter).toBeGreaterThanOrEqual(queriesBefore + answers.length)
+    expect(await metric(s, /^gslb_worker_restarts_total\{worker="0"\} (\d+)$/m)).toBe(0)
+  }, 30_000)
+
+  it('reloads in place when a file is broken, keeping its last good version', async () => {
+    const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+    writeFileSync(join(dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
+    const file = join(dir, ZONE_FILE)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.81', '192.0.2.82'))
+    const { value } = await waitFor(
+      () => address(s, 'static.workers.example'),
+      (a) => a === '192.0.2.82',
+      10_000,
+      100,
+    )
+    expect(value).toBe('192.0.2.82')
+    // A fresh worker would have no version of the broken zone at all: the old one reloaded instead.
+    expect(await address(s, 'www.second.example')).toBe('192.0.2.90')
+    expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers)
+    // Fixed again: handed over, with the fixed file's data.
+    writeFileSync(join(dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
+    await waitFor(
+      () => address(s, 'www.second.example'),
+      (a) => a === '192.0.2.92',
+      15_000,
+      100,
+    )
+    expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers + 1)
+    expect(await address(s, 'static.workers.example')).toBe('192.0.2.82')
+  }, 40_000)
+
+  it('stops the current worker and exits 0 on SIGTERM', async () => {
+    s.proc.child.kill('SIGTERM')
+    expect(await s.proc.exited).toBe(0)
+    expect(s.proc.log()).toContain('"msg":"stopped"')
+    expect(s.proc.log()).not.toContain('worker thread stopped unexpectedly')
+    expect(s.proc.log()).not.toContain('did not stop in time')
+  })
+})
