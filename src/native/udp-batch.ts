@@ -34,6 +34,8 @@ export interface UdpBatchAddon {
   /** [batches, datagrams received, responses the kernel refused] */
   stats(handle: UdpBatchHandle): [number, number, number]
   close(handle: UdpBatchHandle): void
+  /** Sends all of the handle's SO_REUSEPORT group's datagrams to its socket number `index`; whether it took. */
+  steer(handle: UdpBatchHandle, index: number): boolean
   /** SCHED_IDLE for the calling thread (true) or back to SCHED_OTHER; false where the kernel refuses. */
   idlePriority(on: boolean): boolean
 }

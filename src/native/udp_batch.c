@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -393,6 +394,32 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * steer(handle, index): every datagram for this socket's SO_REUSEPORT group goes to the group's
+ * socket number `index` (sockets are numbered in the order they joined; when one leaves, the last
+ * one takes its number), through a one-instruction classic BPF program on the group. An index
+ * past the last socket makes the kernel fall back to its flow hash, so the program is harmless
+ * once that socket has moved down. A handover's fresh worker steers to itself as soon as it
+ * listens: the worker it replaces gets nothing more, reads what it already has queued, and closes
+ * an empty socket (closing one with datagrams queued drops them). Returns whether it took.
+ */
+static napi_value js_steer(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  sock_t *s = socket_arg(env, info, 2, argv);
+  if (s == NULL) return NULL;
+  uint32_t index;
+  if (napi_get_value_uint32(env, argv[1], &index) != napi_ok) {
+    napi_throw_type_error(env, NULL, "steer(handle, index): index must be a number");
+    return NULL;
+  }
+  struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, index)};
+  struct sock_fprog prog = {.len = 1, .filter = code};
+  int ok = !s->closed && setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0;
+  napi_value out;
+  CHECK(napi_get_boolean(env, ok, &out));
+  return out;
+}
+
+/*
  * Whether this thread may leave SCHED_IDLE again once in it: entering is always allowed, leaving
  * takes CAP_SYS_NICE or an RLIMIT_NICE that admits the current nice value (sched(7)). Neither is
  * there by default for an unprivileged user or in a default Docker container, and a worker stuck
@@ -438,6 +465,7 @@ NAPI_MODULE_INIT() {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"idlePriority", NULL, js_idle_priority, NULL, NULL, NULL, napi_default, NULL},
+      {"steer", NULL, js_steer, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value batch, slot, meta, min_out;
   napi_create_uint32(env, BATCH, &batch);

@@ -77,6 +77,11 @@ export interface RunningServer {
   tcpStats(): TcpStats
   /** UDP datagrams received, batches they came in, responses the kernel refused, over every listener. */
   udpStats(): UdpStats
+  /**
+   * Steers each UDP address's SO_REUSEPORT group to its socket `index` (a handover's fresh worker,
+   * to itself: see server/udp `steer`). How many listeners it took on.
+   */
+  steerUdp(index: number): number
   close(graceMs?: number): Promise<void>
 }
 
@@ -205,6 +210,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         sum.dropped += s.dropped
       }
       return sum
+    },
+    steerUdp(index) {
+      return udp.filter((u) => u.steer(index)).length
     },
     async close(graceMs = 5_000) {
       watcher?.close()

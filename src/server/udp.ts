@@ -71,6 +71,11 @@ export interface UdpListener {
   /** Which I/O path this listener uses (never 'auto'). */
   readonly io: 'batched' | 'dgram'
   stats(): UdpStats
+  /**
+   * Sends every datagram of this address's SO_REUSEPORT group to the group's socket `index`
+   * (native/udp_batch.c `steer`); batched path only. Whether it took.
+   */
+  steer(index: number): boolean
   close(): Promise<void>
 }
 
@@ -206,6 +211,8 @@ function listenDgram(host: string, port: number, r: Responder, options: UdpOptio
         port: socket.address().port,
         io: 'dgram',
         stats: () => ({ received, batches: received, dropped: 0 }),
+        // Node's dgram does not give the socket to attach a program to.
+        steer: () => false,
         close: () => new Promise<void>((r) => socket.close(() => r())),
       })
     })
@@ -295,6 +302,7 @@ function listenBatched(
       const [batches, received, dropped] = closed ? [0, 0, 0] : addon.stats(h)
       return { received, batches, dropped }
     },
+    steer: (index) => !closed && addon.steer(h, index),
     close: () => {
       if (!closed) {
         closed = true

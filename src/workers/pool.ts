@@ -512,6 +512,8 @@ export class WorkerPool {
       // With handover the main thread watches and decides; a worker never reloads on its own.
       watch: this.#opts.handover === true ? false : cfg.watch,
       complete,
+      // Sockets join a group at the end: after those of every worker answering now.
+      steerTo: complete ? this.#slots.filter((s) => s.ready).length : undefined,
       tcp: cfg.tcp,
       maxUdpSize: cfg.maxUdpSize,
       udpIo: cfg.udpIo,

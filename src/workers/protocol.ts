@@ -40,6 +40,12 @@ export interface WorkerSettings {
    * after a crash answer with what loads, like the single-thread server.
    */
   readonly complete: boolean
+  /**
+   * A handover's fresh worker: the number its sockets get in each address's SO_REUSEPORT group
+   * (one per worker answering when it was started), which it steers every datagram to once it
+   * listens, so the worker it replaces closes an empty socket. Undefined otherwise.
+   */
+  readonly steerTo: number | undefined
   readonly tcp: TcpLimits
   readonly maxUdpSize: number
   readonly udpIo: UdpIo

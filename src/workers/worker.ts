@@ -94,6 +94,10 @@ async function start(): Promise<void> {
       },
       ...(rrl ? { rrl } : {}),
     })
+    if (settings.steerTo !== undefined) {
+      const steered = server.steerUdp(settings.steerTo)
+      log.debug({ steered, index: settings.steerTo }, 'UDP steered to the fresh worker')
+    }
     if (reloadPending !== undefined) server.reload(reloadPending)
     if (stopping === undefined) send({ type: 'ready', addresses: server.addresses, rejected })
   } catch (err) {

@@ -215,6 +215,39 @@ describe.runIf(process.platform === 'linux')('batched UDP I/O', () => {
     expect(observed).toEqual(['127.0.0.1'])
   })
 
+  it('steers a SO_REUSEPORT group to one socket, and falls back to the flow hash once it moved', async () => {
+    const first = await listenUdp('127.0.0.1', 0, answerer, log, observe, undefined, { io: 'batched', reusePort: true })
+    const second = await listenUdp('127.0.0.1', first.port, answerer, log, observe, undefined, {
+      io: 'batched',
+      reusePort: true,
+    })
+    listeners.push(first, second)
+    // Each query from its own socket: its own source port, so its own flow hash.
+    const fromPorts = async (n: number, id0: number): Promise<number> => {
+      const replies = await Promise.all(
+        Array.from({ length: n }, (_, i) => udpExchange(first.port, query('www.io.test', 'A', { id: id0 + i }), 2000)),
+      )
+      return replies.filter((r) => r !== null).length
+    }
+    const received = () => [first.stats().received, second.stats().received] as const
+    const [a0, b0] = received()
+    expect(await fromPorts(32, 1)).toBe(32)
+    const [a1, b1] = received()
+    // The hash spreads 32 flows over both (each gets none with probability 2^-32).
+    expect(a1 - a0).toBeGreaterThan(0)
+    expect(b1 - b0).toBeGreaterThan(0)
+    // Sockets are numbered in joining order: 1 is the second one.
+    expect(second.steer(1)).toBe(true)
+    expect(await fromPorts(32, 100)).toBe(32)
+    const [a2, b2] = received()
+    expect(a2 - a1).toBe(0)
+    expect(b2 - b1).toBe(32)
+    // The first one leaves; the second becomes number 0, past which the program points: hash again.
+    await first.close()
+    expect(await fromPorts(16, 200)).toBe(16)
+    expect(second.stats().received - b2).toBe(16)
+  })
+
   it('releases the port on close', async () => {
     const l = await open('batched')
     const port = l.port
