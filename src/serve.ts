@@ -236,8 +236,6 @@ export async function serve(
       answerer,
       observe: observer,
       onZonesChanged: () => onZones(),
-      // With handover this thread answers nothing: its reload gives way to the worker that does.
-      idleReloads: handover,
       onReloadOutcome: (files, reason) => {
         metrics.reloaded(files)
         if (handover && reason !== 'startup') handOver(files, reason)

@@ -36,8 +36,6 @@ export interface UdpBatchAddon {
   close(handle: UdpBatchHandle): void
   /** Sends all of the handle's SO_REUSEPORT group's datagrams to its socket number `index`; whether it took. */
   steer(handle: UdpBatchHandle, index: number): boolean
-  /** SCHED_IDLE for the calling thread (true) or back to SCHED_OTHER; false where the kernel refuses. */
-  idlePriority(on: boolean): boolean
 }
 
 /** Meta record fields (int32 indexes), as udp_batch.c writes them. */
@@ -66,13 +64,4 @@ export function loadUdpBatch(): UdpBatchAddon | string {
     }
   }
   return loaded
-}
-
-/**
- * Runs the calling thread at idle priority (true) or normal again (false), where the addon is
- * built; says whether that happened. A handover's fresh worker loads zones this way (workers/pool).
- */
-export function idlePriority(on: boolean): boolean {
-  const addon = loadUdpBatch()
-  return typeof addon !== 'string' && addon.idlePriority(on)
 }

@@ -23,9 +23,8 @@
  * pending for that peer) is dropped and counted: it is a lost datagram, which DNS clients retry,
  * and waiting for the socket to drain would stall every other client.
  *
- * Also here, as the one native module: idlePriority(on), which moves the calling thread to
- * SCHED_IDLE and back. A handover reload's fresh worker loads the zone set at idle priority so the
- * thread still answering on the same core always runs first (workers/pool, BENCHMARKS.md).
+ * Also here: steer(handle, index), which points the socket's SO_REUSEPORT group at one socket (a
+ * handover reload's fresh worker, workers/pool).
  */
 
 #define _GNU_SOURCE
@@ -36,11 +35,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <linux/capability.h>
 #include <linux/filter.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,52 +414,12 @@ static napi_value js_steer(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/*
- * Whether this thread may leave SCHED_IDLE again once in it: entering is always allowed, leaving
- * takes CAP_SYS_NICE or an RLIMIT_NICE that admits the current nice value (sched(7)). Neither is
- * there by default for an unprivileged user or in a default Docker container, and a worker stuck
- * at idle priority would go on answering at it.
- */
-static int may_leave_idle(void) {
-  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-  struct __user_cap_data_struct data[2];
-  memset(data, 0, sizeof data);
-  if (syscall(SYS_capget, &hdr, data) == 0 && (data[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)))
-    return 1;
-  struct rlimit rl;
-  errno = 0;
-  int nice = getpriority(PRIO_PROCESS, 0);
-  if (errno != 0 || getrlimit(RLIMIT_NICE, &rl) != 0) return 0;
-  return rl.rlim_cur == RLIM_INFINITY || (long)rl.rlim_cur >= 20 - nice;
-}
-
-/*
- * idlePriority(on): SCHED_IDLE for the calling thread (on), or back to SCHED_OTHER. `on` does
- * nothing unless the thread may come back (may_leave_idle). Returns whether the policy changed.
- */
-static napi_value js_idle_priority(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  bool on = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) {
-    napi_throw_type_error(env, NULL, "idlePriority() takes a boolean");
-    return NULL;
-  }
-  struct sched_param p = {.sched_priority = 0};
-  int ok = (!on || may_leave_idle()) && sched_setscheduler(0, on ? SCHED_IDLE : SCHED_OTHER, &p) == 0;
-  napi_value out;
-  CHECK(napi_get_boolean(env, ok, &out));
-  return out;
-}
-
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
-      {"idlePriority", NULL, js_idle_priority, NULL, NULL, NULL, napi_default, NULL},
       {"steer", NULL, js_steer, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value batch, slot, meta, min_out;

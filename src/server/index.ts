@@ -13,7 +13,6 @@ import type { ResponseRateLimiter } from '../dns/rrl.ts'
 import { typeName } from '../dns/types.ts'
 import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { idlePriority } from '../native/udp-batch.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
 import { NO_OBSERVER, type QueryObserver } from './observer.ts'
 import { DEFAULT_TCP_LIMITS, listenTcp, type TcpLimits, type TcpListener, type TcpStats } from './tcp.ts'
@@ -61,12 +60,6 @@ export interface ServerOptions {
    * stops the thread (the serve CLI compacts the heap there, ops/heap), so no query waits on it.
    */
   readonly beforeListen?: (() => void) | undefined
-  /**
-   * Live reloads run at idle priority (SCHED_IDLE, where the thread may come back from it; see
-   * native/udp-batch): for a thread that does not answer queries itself, so that the one that does
-   * runs first on a shared core (`--reload-mode handover`'s main thread).
-   */
-  readonly idleReloads?: boolean | undefined
 }
 
 export interface RunningServer {
@@ -141,22 +134,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   // Calls made while a live reload runs share the next one: apply (log, count) each report once.
   const appliedReports = new WeakSet<ReturnType<ZoneSet['reload']>>()
-  let reloading = 0
-  let idle = false
   const reloadLive = async (reason: string): Promise<readonly FileOutcome[]> => {
     let report: ReturnType<ZoneSet['reload']>
     const t0 = performance.now()
-    if (opts.idleReloads === true && reloading++ === 0) idle = idlePriority(true)
     try {
       report = await zones.reloadSliced()
     } catch (err) {
       log.error({ err, reason }, 'zone reload failed; still serving the previous zones')
       return []
-    } finally {
-      if (opts.idleReloads === true && --reloading === 0 && idle) {
-        idle = false
-        if (!idlePriority(false)) log.warn('could not leave idle priority after a reload')
-      }
     }
     if (appliedReports.has(report)) return report.files
     appliedReports.add(report)

@@ -14,7 +14,6 @@ import { ResponseRateLimiter } from '../dns/rrl.ts'
 import { GeoDatabase } from '../geo/reader.ts'
 import { HealthSnapshot, HealthStore } from '../health/state.ts'
 import { createLogger } from '../log.ts'
-import { idlePriority } from '../native/udp-batch.ts'
 import { compactHeap } from '../ops/heap.ts'
 import { NO_UPDATE, QueryCounters } from '../ops/metrics.ts'
 import { Answerer } from '../query/handle.ts'
@@ -54,11 +53,10 @@ function figures(): WorkerReport {
 }
 
 async function start(): Promise<void> {
-  // A handover's fresh worker loads beside the worker still answering, usually on the same cores:
-  // at idle priority the kernel runs the answering thread first whenever it has a query. Measured
-  // on one core: the longest answer gap during a handover 19-23 ms against 32-38 ms (BENCHMARKS.md).
-  // Only where the thread may come back to normal priority (native/udp-batch), else it loads as is.
-  const idle = settings.complete && idlePriority(true)
+  // A handover's fresh worker loads at normal priority, beside the one answering. At SCHED_IDLE
+  // (tried) the answering worker waited up to 100-195 ms at times on one shared core: the idle
+  // thread sat preempted inside process-wide locks while V8's helper thread did its GC work at
+  // normal priority. The typical gap was shorter (21-26 against 29-38 ms), the worst far longer.
   try {
     geo = await GeoDatabase.open(settings.geoip, log)
     geo.watch()
@@ -86,7 +84,6 @@ async function start(): Promise<void> {
       beforeListen: () => {
         if (settings.complete && rejected > 0) throw new Error(`${rejected} zone file(s) rejected`)
         compactHeap()
-        if (idle && !idlePriority(false)) log.warn('could not leave idle priority after loading; answering at it')
       },
       logZones: false,
       onReloadOutcome: (files, reason) => {
