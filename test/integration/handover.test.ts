@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dig } from '../helpers/dig.ts'
 import { type ServeCli, startServeCli, waitFor } from '../helpers/process.ts'
-import { answerData, decode, query } from '../helpers/raw.ts'
+import { answerData, decode, query, udpExchange } from '../helpers/raw.ts'
 import { FIXTURES } from '../helpers/server.ts'
 
 const ZONE_FILE = 'workers.example.yaml'
@@ -25,8 +25,8 @@ www    60 A   ${address}
 
 type Server = ServeCli
 
-function startServer(dir: string): Promise<Server> {
-  return startServeCli(dir, ['--reload-mode', 'handover'])
+function startServer(dir: string, ...extra: string[]): Promise<Server> {
+  return startServeCli(dir, ['--reload-mode', 'handover', ...extra])
 }
 
 async function address(s: Server, name: string): Promise<string | undefined> {
@@ -180,4 +180,49 @@ describe('serve --reload-mode handover', () => {
     expect(s.proc.log()).not.toContain('worker thread stopped unexpectedly')
     expect(s.proc.log()).not.toContain('did not stop in time')
   })
+})
+
+describe('serve --reload-mode handover --workers 2', () => {
+  let dir: string
+  let s: Server
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gslb-handover2-'))
+    cpSync(join(FIXTURES, 'workers'), dir, { recursive: true })
+    s = await startServer(dir, '--workers', '2')
+  }, 20_000)
+
+  afterAll(() => {
+    s?.proc.child.kill('SIGKILL')
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('hands both slots over in turn, and afterwards the kernel spreads flows over both again', async () => {
+    const file = join(dir, ZONE_FILE)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.83'))
+    await waitFor(s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length >= 2, 20_000)
+    expect(s.proc.log()).toMatch(/"worker":0,[^\n]*"zones handed over to a fresh worker"/)
+    expect(s.proc.log()).toMatch(/"worker":1,[^\n]*"zones handed over to a fresh worker"/)
+    const perWorker = async (): Promise<number[]> => [
+      await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m),
+      await metric(s, /^gslb_worker_queries_total\{worker="1"\} (\d+)$/m),
+    ]
+    const before = await perWorker()
+    // Each query from its own socket, so from its own source port: the steering program of the
+    // handovers points past the last socket now, and the flow hash spreads the flows again.
+    const answers = await Promise.all(
+      Array.from({ length: 48 }, (_, i) =>
+        udpExchange(s.dns, query('static.workers.example', 'A', { id: i + 1 }), 2000).then((r) =>
+          r === null ? 'timeout' : answerData(decode(r)),
+        ),
+      ),
+    )
+    expect(new Set(answers)).toEqual(new Set(['192.0.2.83']))
+    const after = await perWorker()
+    expect(after[0]! - before[0]!).toBeGreaterThan(0)
+    expect(after[1]! - before[1]!).toBeGreaterThan(0)
+    s.proc.child.kill('SIGTERM')
+    expect(await s.proc.exited).toBe(0)
+    expect(s.proc.log()).not.toContain('worker thread stopped unexpectedly')
+  }, 40_000)
 })
