@@ -100,21 +100,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const applied = (report: ReturnType<ZoneSet['reload']>, reason: string, t0: number): readonly FileOutcome[] => {
     if (opts.logZones !== false) for (const f of report.files) logOutcome(log, f, reason)
-    const ms = Math.round(performance.now() - t0)
     const s = report.slices
     // A sliced reload also says how long its longest slice kept queries waiting (see zone/cooperative).
-    if (s === undefined) log.info({ reason, ms, changed: report.changed }, 'zones reloaded')
-    else
-      log.info(
-        {
-          reason,
-          ms,
-          changed: report.changed,
-          pauses: s.pauses,
-          longestSliceMs: Math.round(s.longestSliceMs * 10) / 10,
-        },
-        'zones reloaded',
-      )
+    const sliced = s && { pauses: s.pauses, longestSliceMs: Math.round(s.longestSliceMs * 10) / 10 }
+    log.info({ reason, ms: Math.round(performance.now() - t0), changed: report.changed, ...sliced }, 'zones reloaded')
     answerer.table = zones.table
     opts.onReloadOutcome?.(report.files, reason)
     if (report.changed && reason !== 'startup') opts.onZonesChanged?.()

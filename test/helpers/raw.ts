@@ -97,3 +97,14 @@ export function answerData(m: dnsPacket.Packet, i = 0): string | undefined {
   const a = m.answers?.[i] as { data?: unknown } | undefined
   return a?.data === undefined ? undefined : String(a.data)
 }
+
+/**
+ * The first answer's data for each of `n` A queries, each sent from its own socket, so from its own
+ * source port: its own flow, which SO_REUSEPORT hashes to a listener of its own choosing.
+ */
+export async function fromManyPorts(port: number, name: string, n = 48): Promise<string[]> {
+  const replies = await Promise.all(
+    Array.from({ length: n }, (_, i) => udpExchange(port, query(name, 'A', { id: i + 1 }), 2000)),
+  )
+  return replies.map((r) => (r === null ? 'timeout' : (answerData(decode(r)) ?? 'no answer')))
+}

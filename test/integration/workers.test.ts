@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { dig } from '../helpers/dig.ts'
 import { type ServeCli, spawnCli, startServeCli, waitFor } from '../helpers/process.ts'
-import { answerData, decode, query, udpExchange } from '../helpers/raw.ts'
+import { fromManyPorts } from '../helpers/raw.ts'
 import { FIXTURES } from '../helpers/server.ts'
 
 const ZONE_FILE = 'workers.example.yaml'
@@ -26,14 +26,6 @@ type Server = ServeCli
 
 function startServer(dir: string, ...extra: string[]): Promise<Server> {
   return startServeCli(dir, ['--workers', '2', ...extra])
-}
-
-/** The first answer's data for each of `n` queries, each sent from its own socket (its own source port). */
-async function fromManyPorts(port: number, name: string, n = 48): Promise<string[]> {
-  const replies = await Promise.all(
-    Array.from({ length: n }, (_, i) => udpExchange(port, query(name, 'A', { id: i + 1 }), 2000)),
-  )
-  return replies.map((r) => (r === null ? 'timeout' : (answerData(decode(r)) ?? 'no answer')))
 }
 
 /** `gslb_worker_queries_total` per worker label. */
