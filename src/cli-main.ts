@@ -60,8 +60,8 @@ serve options:
                             Linux); auto = one per available core (default 1: no threads)
   --reload-mode MODE        in-place (default): reload zones between queries; handover: answer
                             on worker threads (one with --workers 1) and replace them on a zone
-                            change with fresh ones that loaded it, so answering never waits on
-                            a reload (Linux; holds the zone set once more while it runs)
+                            change with fresh ones that loaded it, so no answering thread loads
+                            (Linux; one more copy of the zones, a third while it runs)
   --udp-io MODE             auto (default): batched recvmmsg/sendmmsg where the addon is built
                             (Linux), else dgram; batched (fail if unavailable); dgram
   --geoip PATH              MaxMind DB for geo policies (City, Country, ASN, ip-location-db),
