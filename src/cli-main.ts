@@ -18,7 +18,7 @@ import { ALL_UP } from './health/state.ts'
 import { createLogger } from './log.ts'
 import { type Action, applyAction, isAction, parseDuration, parseTime } from './ops/actions.ts'
 import { doctorExitCode, formatFindings, runDoctor } from './ops/doctor.ts'
-import { compactHeap, tuneHeapForServing } from './ops/heap.ts'
+import { servingHeap, tuneHeapForServing } from './ops/heap.ts'
 import { formatStatus, type StatusReport, statusReport } from './ops/status.ts'
 import { chosenPoolSize, DEFAULT_V8_POOL } from './ops/v8-pool.ts'
 import { failoverBudget } from './policy/budget.ts'
@@ -134,12 +134,7 @@ async function serve(args: string[]): Promise<number> {
   tuneHeapForServing()
   // The startup load's garbage and fragmentation would otherwise stay committed (ops/heap); a
   // large zone set takes a few hundred ms, spent before the sockets open rather than on queries.
-  const running = await runServe(cfg, log, VERSION, undefined, () =>
-    log.info(
-      { ms: Math.round(compactHeap()), rssMb: Math.round(process.memoryUsage.rss() / 1048576) },
-      'heap compacted after startup',
-    ),
-  )
+  const running = await runServe(cfg, log, VERSION, undefined, servingHeap(log))
   process.on('SIGHUP', () => running.reload('SIGHUP'))
   return untilSignal(log, () => running.close())
 }

@@ -24,6 +24,7 @@ import { HealthStore } from './health/state.ts'
 import { HealthSync } from './health/sync.ts'
 import type { Logger } from './log.ts'
 import { type AdminServer, type Readiness, startAdmin } from './ops/admin.ts'
+import type { ServeHeap } from './ops/heap.ts'
 import { Metrics } from './ops/metrics.ts'
 import { startWebhooks } from './ops/webhook.ts'
 import { runCheck } from './probe/checks/index.ts'
@@ -123,15 +124,15 @@ export function zonePools(table: ZoneTable): ZonePools[] {
 /**
  * `observe` sees every query this thread answers, after the metrics count it; with worker threads
  * this thread answers none, so it is never called (the sampled query log, `queryLogSample`, runs
- * in whichever thread answers). `beforeListen` runs once the zones are loaded, before this thread
- * binds its sockets (startServer).
+ * in whichever thread answers). `heap` is told of the startup load (before this thread binds its
+ * sockets) and of each handover (ops/heap).
  */
 export async function serve(
   cfg: ServeConfig,
   log: Logger,
   version: string,
   observe?: QueryObserver,
-  beforeListen?: () => void,
+  heap?: ServeHeap,
 ): Promise<Serving> {
   const geo = await GeoDatabase.open(cfg.geoip, log)
   for (const d of geo.describe())
@@ -218,7 +219,10 @@ export async function serve(
     const changed = files.some((f) => f.status === 'loaded' || f.status === 'removed')
     if (!changed) return
     if (files.some((f) => f.status === 'rejected')) pool.reload(reason)
-    else void pool.replace(reason)
+    else {
+      heap?.beforeHandover()
+      void pool.replace(reason)
+    }
   }
   try {
     server = await startServer({
@@ -240,12 +244,13 @@ export async function serve(
         metrics.reloaded(files)
         if (handover && reason !== 'startup') handOver(files, reason)
       },
-      beforeListen,
+      ...(heap ? { beforeListen: () => heap.afterStartupLoad() } : {}),
       ...(rrl ? { rrl } : {}),
     })
     sync.rebuild()
     // Started from the view just rebuilt; every change after it follows by message.
     if (threaded) {
+      if (handover) heap?.beforeHandoverWorkers()
       workers = await WorkerPool.start({ count: cfg.workers, cfg, health, log, handover })
       log.info({ workers: cfg.workers, addresses: workers.addresses }, 'worker threads answering')
     }

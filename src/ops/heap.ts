@@ -25,15 +25,58 @@
  * - After the startup load, one compacting collection (`compactHeap`): the load leaves the old
  *   generation full of promoted parse garbage and fragmented pages, which V8 otherwise keeps
  *   committed until it next runs out of room.
+ * - With `--reload-mode handover` (`servingHeap`): worker threads run without V8's memory
+ *   reducer, and this thread compacts before each handover. Both keep collections that pause an
+ *   answering thread out of the few seconds a fresh worker spends loading next to it, where on a
+ *   shared core they took twice as long (BENCHMARKS.md, "Scale").
  */
 
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import type { Logger } from '../log.ts'
 
 /** Call once, before the zone set loads (the new space must not have grown yet). */
 export function tuneHeapForServing(): void {
   setFlagsFromString('--semi-space-growth-factor=1')
   setFlagsFromString('--heap-growing-percent=100')
+}
+
+/**
+ * What `serve()` asks of the heap at its milestones (the CLI passes `servingHeap()`; tests that
+ * run `serve()` in their own process pass nothing and keep V8's defaults).
+ */
+export interface ServeHeap {
+  /** The startup load is done and no socket is open yet. */
+  afterStartupLoad(): void
+  /** Answering worker threads are about to be started for handover reloads. */
+  beforeHandoverWorkers(): void
+  /** This thread applied a zone change; fresh workers are about to load it. */
+  beforeHandover(): void
+}
+
+/** The heap hooks of `gslb serve`; `log` gets one line per compaction (ms and RSS after it). */
+export function servingHeap(log: Logger): ServeHeap {
+  const compact = (msg: string): void =>
+    log.info({ ms: Math.round(compactHeap()), rssMb: Math.round(process.memoryUsage.rss() / 1048576) }, msg)
+  return {
+    afterStartupLoad: () => compact('heap compacted after startup'),
+    beforeHandoverWorkers: () => {
+      // V8 reads this flag when it sets up an isolate's heap: this thread keeps its memory reducer,
+      // the worker threads started from now on have none. At a low query rate an answering worker
+      // looks idle to V8, whose memory reducer then marks its heap and finishes with a full pause
+      // (20-25 ms on the scale bench's zone set). Once that happened while a fresh worker loaded
+      // on the same core, and the pause stretched to 45 ms. Its collections driven by allocation
+      // still run. What an idle worker no longer does is hand back the pages between them. Its
+      // live heap is the zone set, and the next handover replaces the worker anyway.
+      setFlagsFromString('--no-memory-reducer')
+    },
+    // The change this thread just loaded left its old table as garbage. Collected later, that
+    // collection would land when the fresh worker starts answering (seen: a 300 -> 89 MB
+    // mark-compact there, on the core the answering threads share). Collected now, it runs
+    // before the fresh worker loads, with only the old worker answering. This thread answers no
+    // queries, so its own pause costs nothing. The handover's peak RSS went down too.
+    beforeHandover: () => compact('heap compacted before handover'),
+  }
 }
 
 type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void

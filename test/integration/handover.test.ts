@@ -140,6 +140,12 @@ describe('serve --reload-mode handover', () => {
     expect(firstNew).toBeGreaterThan(0)
     expect(answers.slice(firstNew).every((a) => a === '192.0.2.81')).toBe(true)
     expect(await address(s, 'static.workers.example')).toBe('192.0.2.81')
+    // The main thread compacted its heap before the fresh worker loaded, not after it took over.
+    const log = s.proc.log()
+    const compacted = log.lastIndexOf('"msg":"heap compacted before handover"')
+    expect(compacted).toBeGreaterThan(-1)
+    expect(compacted).toBeLessThan(log.lastIndexOf('zones handed over to a fresh worker'))
+    expect(log).toMatch(/"ms":\d+,"rssMb":\d+,"msg":"heap compacted before handover"/)
     // The main thread's live reload says how long its longest slice held its event loop.
     expect(s.proc.log()).toMatch(
       /"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"msg":"zones reloaded"/,
@@ -165,6 +171,8 @@ describe('serve --reload-mode handover', () => {
     // A fresh worker would have no version of the broken zone at all: the old one reloaded instead.
     expect(await address(s, 'www.second.example')).toBe('192.0.2.90')
     expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers)
+    // Nothing handed over, nothing to compact for.
+    expect((s.proc.log().match(/heap compacted before handover/g) ?? []).length).toBe(handovers)
     // Fixed again: handed over, with the fixed file's data.
     writeFileSync(join(dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
     await waitFor(
