@@ -9,8 +9,15 @@
  * threads answer DNS (`workers/`), each with its own zone set, geo database and SO_REUSEPORT
  * listeners; this thread sends them every health change and SIGHUP, and sums their counts into
  * `/metrics`. It loads the zone set too, without listening: probes, health pools, `/status` and
- * `/explain` need the table. `--reload-mode handover` runs the workers (then even one) the same
- * way, and hands each zone change this thread applied to fresh ones (workers/pool).
+ * `/explain` need the table. `--reload-mode handover` runs the workers the same way, and hands
+ * each zone change this thread applied to fresh ones (workers/pool).
+ *
+ * Handover with one worker starts lazily: this thread answers (SO_REUSEPORT listeners) until the
+ * first zone change, so startup costs one load of the zone set, not two. At that change, before
+ * this thread reads anything, a fresh worker loads the files, joins the sockets and steers every
+ * datagram to itself; this thread then closes its listeners, and only then reloads its own copy.
+ * From there on it is the handover above. A fresh worker that cannot load every file is dropped
+ * and this thread reloads in place, still answering (the broken zone keeps its last good version).
  */
 
 import { randomBytes } from 'node:crypto'
@@ -34,10 +41,12 @@ import { startProber } from './probe/worker.ts'
 import { Answerer } from './query/handle.ts'
 import { type ListenAddress, type RunningServer, startServer } from './server/index.ts'
 import type { QueryObserver } from './server/observer.ts'
+import type { TcpStats } from './server/tcp.ts'
+import type { UdpStats } from './server/udp.ts'
 import { MemoryStore } from './state/memory.ts'
 import { RedisStore } from './state/redis.ts'
 import type { StateStore } from './state/types.ts'
-import { WorkerPool } from './workers/pool.ts'
+import { assertFree, HANDOVER_GRACE_MS, WorkerPool } from './workers/pool.ts'
 import { EMPTY_TABLE, type ZoneTable } from './zone/table.ts'
 
 export interface Serving {
@@ -45,7 +54,10 @@ export interface Serving {
   readonly server: RunningServer
   /** The DNS addresses answered on, ports resolved (by this thread, or by the worker threads). */
   readonly addresses: readonly ListenAddress[]
-  /** The data-plane threads with `--workers N`, N >= 2; undefined when this thread answers. */
+  /**
+   * The data-plane threads with `--workers N`, N >= 2, or with handover reloads (with one worker,
+   * from the first zone change on); undefined while this thread answers.
+   */
   readonly workers: WorkerPool | undefined
   readonly store: StateStore
   readonly health: HealthStore
@@ -193,12 +205,18 @@ export async function serve(
   })
   const metrics = new Metrics({ answerer, health })
   // Worker threads answer (and rate-limit) with N >= 2, or with handover reloads; else this thread.
+  // Handover with one worker begins on this thread (see the module comment).
   const handover = cfg.reloadMode === 'handover'
-  const threaded = cfg.workers > 1 || handover
+  const lazy = handover && cfg.workers === 1
+  const threaded = cfg.workers > 1 || (handover && !lazy)
   const rrl = cfg.rrl && !threaded ? new ResponseRateLimiter(cfg.rrl) : undefined
   let workers: WorkerPool | undefined
-  if (rrl) metrics.rateLimit(rrl)
-  else if (cfg.rrl) metrics.rateLimit({ stats: () => workers?.rrlStats() ?? { sent: 0, dropped: 0, slipped: 0 } })
+  /** The lazy handover's pool while its worker loads (closed with the server if it never answers). */
+  let takingOver: WorkerPool | undefined
+  /** What the lazy handover's worker serves, until this thread's reload after it compares its own. */
+  let tookOver: string | undefined
+  if (rrl && !lazy) metrics.rateLimit(rrl)
+  else if (cfg.rrl) metrics.rateLimit({ stats: () => sumRrl(rrl?.stats(), workers?.rrlStats()) })
   if (cfg.rrl) log.info({ rrl: cfg.rrl }, 'response rate limiting on (UDP)')
   const count = metrics.observe
   const observer: QueryObserver = observe
@@ -215,16 +233,54 @@ export async function serve(
    */
   const handOver = (files: readonly FileOutcome[], reason: string): void => {
     const pool = workers
+    const took = tookOver
+    tookOver = undefined
     if (pool === undefined) return
     const changed = files.some((f) => f.status === 'loaded' || f.status === 'removed')
     if (!changed) return
     if (files.some((f) => f.status === 'rejected')) pool.reload(reason)
     else {
-      heap?.beforeHandover()
+      heap?.afterZoneChange()
+      // Right after a lazy takeover the worker read the same files, unless they changed again in
+      // between: then it gets them like any change.
+      if (took !== undefined && took === server?.zones.fingerprint()) return
       void pool.replace(reason)
     }
   }
+  /**
+   * The lazy handover (module comment), run before this thread's reload reads the files. Resolves
+   * when the worker answers, or when it could not start (this thread then reloads in place).
+   */
+  let takeover: Promise<void> | undefined
+  const takeOver = (reason: string): Promise<void> => {
+    const running = server
+    if (workers !== undefined || closing || running === undefined) return Promise.resolve()
+    takeover ??= (async () => {
+      const t0 = performance.now()
+      const pool = WorkerPool.beside({ count: 1, cfg, health, log, handover: true }, running.addresses)
+      takingOver = pool
+      try {
+        tookOver = await pool.takeOver()
+        workers = pool
+        // Every datagram goes to the worker's sockets by now; open TCP connections get the grace.
+        void running.closeListeners(HANDOVER_GRACE_MS)
+        log.info({ worker: 0, reason, ms: Math.round(performance.now() - t0) }, 'zones handed over to a fresh worker')
+        log.info({ workers: 1, addresses: pool.addresses }, 'worker threads answering')
+      } catch (err) {
+        if (!closing) {
+          log.warn({ reason, problem: (err as Error).message }, 'zone handover not possible; reloading in place')
+        }
+      } finally {
+        takingOver = undefined
+        takeover = undefined
+      }
+    })()
+    return takeover
+  }
+  let closing = false
   try {
+    // SO_REUSEPORT would let this thread share another process's sockets without a word.
+    if (lazy) await assertFree(cfg.listen)
     server = await startServer({
       zonesDir: cfg.zones,
       // With worker threads this thread binds no DNS socket: it would join the SO_REUSEPORT group
@@ -232,6 +288,9 @@ export async function serve(
       // and the admin endpoint, making those flows' latency depend on control-plane work. N workers
       // for N cores leave it mostly idle, which is what keeps health changes prompt.
       listen: threaded ? [] : cfg.listen,
+      // Lazy handover: the worker joins these sockets' groups when it takes over.
+      reusePort: lazy,
+      ...(lazy ? { beforeReload: takeOver } : {}),
       queryLogSample: cfg.queryLogSample,
       udpIo: cfg.udpIo,
       log,
@@ -248,9 +307,9 @@ export async function serve(
       ...(rrl ? { rrl } : {}),
     })
     sync.rebuild()
+    if (handover) heap?.beforeHandoverWorkers()
     // Started from the view just rebuilt; every change after it follows by message.
     if (threaded) {
-      if (handover) heap?.beforeHandoverWorkers()
       workers = await WorkerPool.start({ count: cfg.workers, cfg, health, log, handover })
       log.info({ workers: cfg.workers, addresses: workers.addresses }, 'worker threads answering')
     }
@@ -284,12 +343,14 @@ export async function serve(
     sync.rebuild()
   }
   const running = server
-  const pool = workers
+  // Read at scrape time: with a lazy handover the workers come later, and this thread's listeners
+  // (closed then) keep their totals.
+  const pooled = threaded || lazy
   metrics.watch({
-    tcp: () => pool?.tcpStats() ?? running.tcpStats(),
-    udp: () => pool?.udpStats() ?? running.udpStats(),
-    remote: pool ? () => pool.pull() : undefined,
-    workers: pool ? () => pool.figures() : undefined,
+    tcp: () => sumTcp(running.tcpStats(), workers?.tcpStats()),
+    udp: () => sumUdp(running.udpStats(), workers?.udpStats()),
+    remote: pooled ? () => workers?.pull() ?? Promise.resolve([]) : undefined,
+    workers: pooled ? () => workers?.figures() ?? [] : undefined,
     store,
     sync,
     prober: prober ? () => prober.stats() : undefined,
@@ -315,7 +376,7 @@ export async function serve(
           staleMs: Math.min(sync.staleMs, Number.MAX_SAFE_INTEGER),
         }),
         ready: () =>
-          readiness(table().zones.length, store.kind, sync.stale, sync.staleMs, cfg.staleAfterMs, pool?.answering),
+          readiness(table().zones.length, store.kind, sync.stale, sync.staleMs, cfg.staleAfterMs, workers?.answering),
         metrics: () => metrics.scrape(),
       })
     : undefined
@@ -323,8 +384,10 @@ export async function serve(
 
   return {
     server: running,
-    addresses: pool?.addresses ?? running.addresses,
-    workers: pool,
+    addresses: workers?.addresses ?? running.addresses,
+    get workers() {
+      return workers
+    },
     store,
     health,
     admin,
@@ -335,7 +398,7 @@ export async function serve(
       // file-change reload does.
       // With handover, the outcome of this thread's reload decides what the workers do (handOver).
       void running.reloadLive(reason)
-      if (!handover) pool?.reload(reason)
+      if (!handover) workers?.reload(reason)
     },
     async close() {
       await prober?.stop()
@@ -344,8 +407,31 @@ export async function serve(
       metrics.close()
       geo.close()
       await admin?.close()
-      await Promise.all([running.close(), pool?.close()])
+      closing = true
+      await Promise.all([running.close(), takingOver?.close(), workers?.close()])
       await store.close()
     },
   }
 }
+
+const sumTcp = (a: TcpStats, b: TcpStats | undefined): TcpStats =>
+  b === undefined
+    ? a
+    : {
+        connections: a.connections + b.connections,
+        rejectedTotal: a.rejectedTotal + b.rejectedTotal,
+        rejectedPerSource: a.rejectedPerSource + b.rejectedPerSource,
+        shortFrames: a.shortFrames + b.shortFrames,
+      }
+
+const sumUdp = (a: UdpStats, b: UdpStats | undefined): UdpStats =>
+  b === undefined
+    ? a
+    : { received: a.received + b.received, batches: a.batches + b.batches, dropped: a.dropped + b.dropped }
+
+type RrlFigures = { readonly sent: number; readonly dropped: number; readonly slipped: number }
+const sumRrl = (a: RrlFigures | undefined, b: RrlFigures | undefined): RrlFigures => ({
+  sent: (a?.sent ?? 0) + (b?.sent ?? 0),
+  dropped: (a?.dropped ?? 0) + (b?.dropped ?? 0),
+  slipped: (a?.slipped ?? 0) + (b?.slipped ?? 0),
+})

@@ -147,6 +147,18 @@ export class ZoneSet {
     return this.#table
   }
 
+  /**
+   * One digest of what is served: every loaded file's name and its sources' SHA-256. Two zone sets
+   * of the same directory agree on it when they read the same bytes (a handover's fresh worker and
+   * the main thread, see serve.ts).
+   */
+  fingerprint(): string {
+    const h = createHash('sha256')
+    for (const [file, l] of [...this.#loaded].sort(([a], [b]) => a.localeCompare(b)))
+      h.update(file).update('\0').update(l.fingerprint).update('\0')
+    return h.digest('hex')
+  }
+
   /** Re-reads the directory in one piece and swaps the table. */
   reload(): ReloadReport {
     this.#generation++

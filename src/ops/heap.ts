@@ -26,7 +26,7 @@
  *   generation full of promoted parse garbage and fragmented pages, which V8 otherwise keeps
  *   committed until it next runs out of room.
  * - With `--reload-mode handover` (`servingHeap`): worker threads run without V8's memory
- *   reducer, and this thread compacts before each handover. Both keep collections that pause an
+ *   reducer, and this thread compacts after applying each change, before fresh workers load it. Both keep collections that pause an
  *   answering thread out of the few seconds a fresh worker spends loading next to it, where on a
  *   shared core they took twice as long (BENCHMARKS.md, "Scale").
  */
@@ -50,8 +50,11 @@ export interface ServeHeap {
   afterStartupLoad(): void
   /** Answering worker threads are about to be started for handover reloads. */
   beforeHandoverWorkers(): void
-  /** This thread applied a zone change; fresh workers are about to load it. */
-  beforeHandover(): void
+  /**
+   * This thread, answering no queries, applied a zone change that workers get by handover (fresh
+   * ones are about to load it, or one already did: the lazy handover's first).
+   */
+  afterZoneChange(): void
 }
 
 /** The heap hooks of `gslb serve`; `log` gets one line per compaction (ms and RSS after it). */
@@ -75,7 +78,7 @@ export function servingHeap(log: Logger): ServeHeap {
     // mark-compact there, on the core the answering threads share). Collected now, it runs
     // before the fresh worker loads, with only the old worker answering. This thread answers no
     // queries, so its own pause costs nothing. The handover's peak RSS went down too.
-    beforeHandover: () => compact('heap compacted before handover'),
+    afterZoneChange: () => compact('heap compacted after a zone change'),
   }
 }
 

@@ -60,6 +60,11 @@ export interface ServerOptions {
    * stops the thread (the serve CLI compacts the heap there, ops/heap), so no query waits on it.
    */
   readonly beforeListen?: (() => void) | undefined
+  /**
+   * Awaited before each live reload reads the directory (file changes and SIGHUP): serve's lazy
+   * handover moves answering to a worker thread there, before this thread loads anything.
+   */
+  readonly beforeReload?: ((reason: string) => Promise<void>) | undefined
 }
 
 export interface RunningServer {
@@ -82,6 +87,11 @@ export interface RunningServer {
    * to itself: see server/udp `steer`). How many listeners it took on.
    */
   steerUdp(index: number): number
+  /**
+   * Stops answering: the DNS listeners close (open TCP connections get `graceMs`), the zone set
+   * and its watch stay. Their figures stay in tcpStats/udpStats.
+   */
+  closeListeners(graceMs: number): Promise<void>
   close(graceMs?: number): Promise<void>
 }
 
@@ -125,6 +135,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const appliedReports = new WeakSet<ReturnType<ZoneSet['reload']>>()
   const reloadLive = async (reason: string): Promise<readonly FileOutcome[]> => {
     let report: ReturnType<ZoneSet['reload']>
+    if (opts.beforeReload) await opts.beforeReload(reason)
     const t0 = performance.now()
     try {
       report = await zones.reloadSliced()
@@ -160,6 +171,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   } catch (err) {
     await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))])
     throw err
+  }
+
+  let listenersClosed: Promise<void> | undefined
+  const closeListeners = (graceMs: number): Promise<void> => {
+    listenersClosed ??= Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(graceMs))]).then(() => {})
+    return listenersClosed
   }
 
   let watcher: FSWatcher | undefined
@@ -203,9 +220,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     steerUdp(index) {
       return udp.filter((u) => u.steer(index)).length
     },
+    closeListeners,
     async close(graceMs = 5_000) {
       watcher?.close()
-      await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(graceMs))])
+      await closeListeners(graceMs)
     },
   }
 }

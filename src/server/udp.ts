@@ -295,16 +295,20 @@ function listenBatched(
   )
   handle = h
   let closed = false
+  // A closed listener's totals stay counted: a serve that handed its answering over to a worker
+  // thread keeps reporting them next to the worker's.
+  let final: readonly [number, number, number] = [0, 0, 0]
   return {
     port: bound,
     io: 'batched',
     stats: () => {
-      const [batches, received, dropped] = closed ? [0, 0, 0] : addon.stats(h)
+      const [batches, received, dropped] = closed ? final : addon.stats(h)
       return { received, batches, dropped }
     },
     steer: (index) => !closed && addon.steer(h, index),
     close: () => {
       if (!closed) {
+        final = addon.stats(h)
         closed = true
         addon.close(h)
       }

@@ -65,7 +65,7 @@ const PULL_EVERY_MS = 1_000
 /** Extra time, past the TCP grace period, before a stopping worker is terminated. */
 const STOP_MARGIN_MS = 2_000
 /** What a handed-over worker's open TCP connections get to finish (clients reconnect after). */
-const HANDOVER_GRACE_MS = 5_000
+export const HANDOVER_GRACE_MS = 5_000
 
 const NO_TCP: TcpStats = Object.freeze({ connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 })
 const NO_FIGURES: WorkerCounts = Object.freeze({
@@ -141,7 +141,7 @@ function add(a: WorkerCounts, b: WorkerCounts, counts = true): WorkerCounts {
  * second `gslb serve --workers N` of the same user join the first one's sockets and share its
  * traffic without a word; an ordinary bind first, released at once, keeps that an error.
  */
-async function assertFree(addresses: readonly ListenAddress[]): Promise<void> {
+export async function assertFree(addresses: readonly ListenAddress[]): Promise<void> {
   for (const { host, port } of addresses) {
     if (port === 0) continue
     const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) })
@@ -178,10 +178,17 @@ interface Slot {
   ended: WorkerCounts[]
   /** Handed-over incarnations still stopping: their last pulled figures, until they report final ones. */
   retiring: Map<Worker, WorkerCounts>
-  /** Settles the start of the current incarnation (only while `start()` waits for it). */
-  starting: { resolve: (a: readonly ListenAddress[]) => void; reject: (e: Error) => void } | undefined
+  /** Settles the start of the current incarnation (only while `start()` or `takeOver()` waits for it). */
+  starting: { resolve: (r: Started) => void; reject: (e: Error) => void } | undefined
   /** Resolves when the current incarnation has exited (only while `close()` waits for it). */
   exited: (() => void) | undefined
+}
+
+/** What a worker reported when it began answering. */
+interface Started {
+  readonly addresses: readonly ListenAddress[]
+  /** What it serves (ZoneSet.fingerprint). */
+  readonly zones: string
 }
 
 export interface PoolOptions {
@@ -211,6 +218,11 @@ export class WorkerPool {
   /** Handed-over workers still stopping, and what resolves when each has exited. */
   readonly #leaving = new Map<Worker, Promise<void>>()
   #replacing: Promise<void> | undefined
+  /**
+   * Sockets of the main thread in each address's SO_REUSEPORT group, ahead of the workers' (lazy
+   * handover: 1 until `takeOver()` is done, see `beside`).
+   */
+  #mainSockets = 0
   /** A change applied while a handover ran: one more round follows it. */
   #replaceAgain: string | undefined
 
@@ -256,7 +268,7 @@ export class WorkerPool {
     try {
       const [first, ...rest] = pool.#slots
       if (opts.cfg.listen.some((a) => a.port === 0)) {
-        pool.#addresses = await pool.#startAndWait(first!)
+        pool.#addresses = (await pool.#startAndWait(first!)).addresses
         await Promise.all(rest.map((s) => pool.#startAndWait(s)))
       } else {
         await Promise.all(pool.#slots.map((s) => pool.#startAndWait(s)))
@@ -267,6 +279,37 @@ export class WorkerPool {
     }
     pool.#pullTimer = setInterval(() => void pool.pull(), PULL_EVERY_MS).unref()
     return pool
+  }
+
+  /**
+   * A pool of one slot with no worker yet, for a main thread that answers on `addresses` itself
+   * (bound with SO_REUSEPORT) until `takeOver()` moves answering to the worker: lazy handover,
+   * see serve.ts. Nothing runs until then.
+   */
+  static beside(opts: PoolOptions, addresses: readonly ListenAddress[]): WorkerPool {
+    const pool = new WorkerPool({ ...opts, count: 1 })
+    pool.#addresses = addresses
+    pool.#mainSockets = 1
+    return pool
+  }
+
+  /**
+   * Starts the worker of a `beside` pool as a handover's fresh worker: it loads every file (one
+   * rejected fails it, before it listens), joins the main thread's sockets and steers each group's
+   * datagrams to its own, so the main thread can close its listeners next without losing a query.
+   * Resolves once it answers, with what it serves (ZoneSet.fingerprint); rejects with a
+   * WorkerStartError when it could not start (the pool is then closed).
+   */
+  async takeOver(): Promise<string> {
+    try {
+      const started = await this.#startAndWait(this.#slots[0]!, true)
+      this.#mainSockets = 0
+      this.#pullTimer = setInterval(() => void this.pull(), PULL_EVERY_MS).unref()
+      return started.zones
+    } catch (err) {
+      await this.close(0)
+      throw err
+    }
   }
 
   /** The addresses the workers answer on (ports resolved). */
@@ -499,15 +542,15 @@ export class WorkerPool {
     return sum
   }
 
-  #startAndWait(slot: Slot): Promise<readonly ListenAddress[]> {
+  #startAndWait(slot: Slot, complete = false): Promise<Started> {
     return new Promise((resolve, reject) => {
       slot.starting = { resolve, reject }
-      this.#spawn(slot)
+      this.#spawn(slot, complete)
     })
   }
 
-  #spawn(slot: Slot): void {
-    const w = this.#newWorker(slot)
+  #spawn(slot: Slot, complete = false): void {
+    const w = this.#newWorker(slot, complete)
     slot.worker = w
     slot.ready = false
     slot.failure = undefined
@@ -535,8 +578,8 @@ export class WorkerPool {
       // With handover the main thread watches and decides; a worker never reloads on its own.
       watch: this.#opts.handover === true ? false : cfg.watch,
       complete,
-      // Sockets join a group at the end: after those of every worker answering now.
-      steerTo: complete ? this.#slots.filter((s) => s.ready).length : undefined,
+      // Sockets join a group at the end: after those of every thread answering now.
+      steerTo: complete ? this.#mainSockets + this.#slots.filter((s) => s.ready).length : undefined,
       tcp: cfg.tcp,
       maxUdpSize: cfg.maxUdpSize,
       udpIo: cfg.udpIo,
@@ -560,7 +603,7 @@ export class WorkerPool {
         // The view may have changed while the worker was loading zones; it started from the one
         // of its creation, and every change since was posted after that, in order. Nothing to do.
         if (slot.starting) {
-          slot.starting.resolve(m.addresses)
+          slot.starting.resolve({ addresses: m.addresses, zones: m.zones })
           slot.starting = undefined
         } else {
           this.#opts.log.info({ worker: slot.index, restarts: slot.restarts }, 'worker restarted and answering')

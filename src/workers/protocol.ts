@@ -8,7 +8,7 @@
  * ```
  *  main (control plane)                          worker i (data plane)
  *  ─ workerData: WorkerSettings (+ health) ───→  load zones, open geo, listen with SO_REUSEPORT
- *  ←──────────────────────────────────────────── ready { addresses, rejected } | failed { message }
+ *  ←──────────────────────────────────────────── ready { addresses, rejected, zones } | failed { message }
  *  ─ health { SnapshotData } (every change) ──→  answerer.health.replace(...)
  *  ─ reload { reason } (SIGHUP) ──────────────→  server.reload(reason)
  *  ─ counts { id } (at scrape time) ──────────→
@@ -89,6 +89,8 @@ export type FromWorker =
       readonly addresses: readonly ListenAddress[]
       /** Zone files it could not load: a handover keeps the old thread then (it has their last good version). */
       readonly rejected: number
+      /** What it serves (ZoneSet.fingerprint): after a lazy handover the main thread compares its own. */
+      readonly zones: string
     }
   | { readonly type: 'failed'; readonly message: string }
   | ({ readonly type: 'counts'; readonly id: number } & WorkerReport)

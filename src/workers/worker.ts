@@ -96,7 +96,8 @@ async function start(): Promise<void> {
       log.debug({ steered, index: settings.steerTo }, 'UDP steered to the fresh worker')
     }
     if (reloadPending !== undefined) server.reload(reloadPending)
-    if (stopping === undefined) send({ type: 'ready', addresses: server.addresses, rejected })
+    if (stopping === undefined)
+      send({ type: 'ready', addresses: server.addresses, rejected, zones: server.zones.fingerprint() })
   } catch (err) {
     // The error itself may not survive structured clone (class, code); its message does.
     send({ type: 'failed', message: (err as Error).message })

@@ -96,6 +96,12 @@ async function metric(s: Server, pattern: RegExp): Promise<number> {
   return Number(pattern.exec(text)?.[1] ?? Number.NaN)
 }
 
+/** Every query answered so far, by whichever thread (gslb_queries_total over all its series). */
+async function queries(s: Server): Promise<number> {
+  const text = await (await fetch(`${s.admin}/metrics`)).text()
+  return [...text.matchAll(/^gslb_queries_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+}
+
 describe('serve --reload-mode handover', () => {
   let dir: string
   let s: Server
@@ -112,44 +118,77 @@ describe('serve --reload-mode handover', () => {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
-  it('answers from one worker thread, not the main thread', async () => {
+  it('answers from the main thread until the first zone change: startup loads the zones once', async () => {
     expect(await address(s, 'static.workers.example')).toBe('192.0.2.80')
     expect((await dig('127.0.0.1', s.dns, '+tcp', 'www.second.example', 'A')).answer[0]?.data).toBe('192.0.2.90')
     const log = s.proc.log()
-    expect(log).toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
-    expect(log).not.toMatch(/"worker":1,/)
-    expect(log).not.toMatch(/"pid":\d+,"host"[^\n]*"listening on UDP and TCP"/)
+    expect(log).toMatch(/"pid":\d+,"host"[^\n]*"listening on UDP and TCP"/)
+    expect(log).not.toMatch(/"worker":0,/)
+    expect(log).not.toContain('worker threads answering')
+    expect(await queries(s)).toBeGreaterThan(0)
   })
 
-  it('hands a zone change to a fresh worker, answering throughout and never going back', async () => {
-    const queriesBefore = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
-    expect(queriesBefore).toBeGreaterThan(0)
-    const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+  it('moves answering to a worker at the first change, answering throughout and never going back', async () => {
+    const queriesBefore = await queries(s)
     const flow = stream(s.dns, 'static.workers.example')
     await new Promise((r) => setTimeout(r, 300))
     const file = join(dir, ZONE_FILE)
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.81'))
-    await waitFor(s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length > handovers, 15_000)
+    await waitFor(s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
     await new Promise((r) => setTimeout(r, 300))
     const { answers, retried } = await flow.stop()
-    // Every query answered the first time (the fresh worker steers the flow to itself before the
-    // old one closes its socket), old data until the switch, new after.
+    // Every query answered the first time (the worker steers the flow to itself before this
+    // thread closes its socket), old data until the switch, new after.
     expect(retried).toBe(0)
     expect(answers.filter((a) => a !== '192.0.2.80' && a !== '192.0.2.81')).toEqual([])
     const firstNew = answers.indexOf('192.0.2.81')
     expect(firstNew).toBeGreaterThan(0)
     expect(answers.slice(firstNew).every((a) => a === '192.0.2.81')).toBe(true)
     expect(await address(s, 'static.workers.example')).toBe('192.0.2.81')
+    expect((await dig('127.0.0.1', s.dns, '+tcp', 'static.workers.example', 'A')).answer[0]?.data).toBe('192.0.2.81')
+    // The worker answers now, and the main thread reloaded its own copy after the switch: it read
+    // what the worker had read, so no second handover follows.
+    await waitFor(s.proc.log, (l) => l.includes('heap compacted after a zone change'), 15_000)
+    const log = s.proc.log()
+    expect(log).toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
+    expect(log).toContain('worker threads answering')
+    expect(log.indexOf('zones handed over to a fresh worker')).toBeLessThan(
+      log.search(/"reason":"file change"[^\n]*"msg":"zones reloaded"/),
+    )
+    await new Promise((r) => setTimeout(r, 500))
+    expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(1)
+    // The main thread's answers before the switch stay counted next to the worker's.
+    expect(await queries(s)).toBeGreaterThanOrEqual(queriesBefore + answers.length)
+    expect(await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)).toBeGreaterThan(0)
+  }, 30_000)
+
+  it('hands the next change to a fresh worker, answering throughout and never going back', async () => {
+    const queriesBefore = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
+    expect(queriesBefore).toBeGreaterThan(0)
+    const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+    const compactions = (s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
+    const flow = stream(s.dns, 'static.workers.example')
+    await new Promise((r) => setTimeout(r, 300))
+    const file = join(dir, ZONE_FILE)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.81', '192.0.2.84'))
+    await waitFor(s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length > handovers, 15_000)
+    await new Promise((r) => setTimeout(r, 300))
+    const { answers, retried } = await flow.stop()
+    expect(retried).toBe(0)
+    expect(answers.filter((a) => a !== '192.0.2.81' && a !== '192.0.2.84')).toEqual([])
+    const firstNew = answers.indexOf('192.0.2.84')
+    expect(firstNew).toBeGreaterThan(0)
+    expect(answers.slice(firstNew).every((a) => a === '192.0.2.84')).toBe(true)
+    expect(await address(s, 'static.workers.example')).toBe('192.0.2.84')
     // The main thread compacted its heap before the fresh worker loaded, not after it took over.
     const log = s.proc.log()
-    const compacted = log.lastIndexOf('"msg":"heap compacted before handover"')
-    expect(compacted).toBeGreaterThan(-1)
-    expect(compacted).toBeLessThan(log.lastIndexOf('zones handed over to a fresh worker'))
-    expect(log).toMatch(/"ms":\d+,"rssMb":\d+,"msg":"heap compacted before handover"/)
-    // The main thread's live reload says how long its longest slice held its event loop.
-    expect(s.proc.log()).toMatch(
-      /"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"msg":"zones reloaded"/,
+    expect((log.match(/heap compacted after a zone change/g) ?? []).length).toBe(compactions + 1)
+    expect(log.lastIndexOf('"msg":"heap compacted after a zone change"')).toBeLessThan(
+      log.lastIndexOf('zones handed over to a fresh worker'),
     )
+    expect(log).toMatch(/"ms":\d+,"rssMb":\d+,"msg":"heap compacted after a zone change"/)
+    // The main thread's live reload says how long its longest slice held its event loop.
+    expect(log).toMatch(/"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"msg":"zones reloaded"/)
     // The counters carry on over incarnations: the old worker's queries stay counted.
     const queriesAfter = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
     expect(queriesAfter).toBeGreaterThanOrEqual(queriesBefore + answers.length)
@@ -158,9 +197,10 @@ describe('serve --reload-mode handover', () => {
 
   it('reloads in place when a file is broken, keeping its last good version', async () => {
     const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+    const compactions = (s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
     writeFileSync(join(dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
     const file = join(dir, ZONE_FILE)
-    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.81', '192.0.2.82'))
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.84', '192.0.2.82'))
     const { value } = await waitFor(
       () => address(s, 'static.workers.example'),
       (a) => a === '192.0.2.82',
@@ -172,7 +212,7 @@ describe('serve --reload-mode handover', () => {
     expect(await address(s, 'www.second.example')).toBe('192.0.2.90')
     expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers)
     // Nothing handed over, nothing to compact for.
-    expect((s.proc.log().match(/heap compacted before handover/g) ?? []).length).toBe(handovers)
+    expect((s.proc.log().match(/heap compacted after a zone change/g) ?? []).length).toBe(compactions)
     // Fixed again: handed over, with the fixed file's data.
     writeFileSync(join(dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
     await waitFor(
@@ -192,6 +232,54 @@ describe('serve --reload-mode handover', () => {
     expect(s.proc.log()).not.toContain('worker thread stopped unexpectedly')
     expect(s.proc.log()).not.toContain('did not stop in time')
   })
+})
+
+describe('serve --reload-mode handover: a broken first change', () => {
+  let dir: string
+  let s: Server
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gslb-handover-broken-'))
+    cpSync(join(FIXTURES, 'workers'), dir, { recursive: true })
+    writeFileSync(join(dir, SECOND), SECOND_ZONE(1, '192.0.2.90'))
+    s = await startServer(dir)
+  }, 20_000)
+
+  afterAll(() => {
+    s?.proc.child.kill('SIGKILL')
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('keeps answering on the main thread, which reloads in place; the fixed file is handed over', async () => {
+    writeFileSync(join(dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
+    const file = join(dir, ZONE_FILE)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.85'))
+    const { value } = await waitFor(
+      () => address(s, 'static.workers.example'),
+      (a) => a === '192.0.2.85',
+      15_000,
+      100,
+    )
+    expect(value).toBe('192.0.2.85')
+    // The worker could not load the broken file, so it never answered: the main thread did, and
+    // kept the last good version of that zone.
+    expect(await address(s, 'www.second.example')).toBe('192.0.2.90')
+    let log = s.proc.log()
+    expect(log).toMatch(
+      /"problem":"[^"]*zone file\(s\) rejected[^"]*","msg":"zone handover not possible; reloading in place"/,
+    )
+    expect(log).not.toContain('zones handed over to a fresh worker')
+    expect(log).not.toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
+    writeFileSync(join(dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
+    await waitFor(s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
+    expect(await address(s, 'www.second.example')).toBe('192.0.2.92')
+    expect(await address(s, 'static.workers.example')).toBe('192.0.2.85')
+    log = s.proc.log()
+    expect(log).toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
+    s.proc.child.kill('SIGTERM')
+    expect(await s.proc.exited).toBe(0)
+    expect(s.proc.log()).not.toContain('did not stop in time')
+  }, 40_000)
 })
 
 describe('serve --reload-mode handover --workers 2', () => {

@@ -171,6 +171,9 @@ describe.runIf(process.platform === 'linux')('batched UDP I/O', () => {
     // Sent in one synchronous loop, the queries queue up and are read many per recvmmsg.
     expect(after.batches - before.batches).toBeLessThan(100)
     expect(after.dropped).toBe(0)
+    // Closed, it keeps its totals (a lazy handover's main thread reports them next to the worker's).
+    await l.close()
+    expect(l.stats()).toEqual(after)
   })
 
   it('sends a batch in parts when its responses outgrow the output space', async () => {
