@@ -18,7 +18,9 @@
  *   garbage collection lands between its queries. Slots are replaced one after the other, so at
  *   most one extra copy of the zone set is held at a time. When the fresh worker cannot load
  *   every file (a broken edit), it is dropped and the old one reloads in place instead, keeping
- *   the last good version of what it could not load, as an in-place reload does.
+ *   the last good version of what it could not load, as an in-place reload does. With one slot
+ *   the pool may start empty (`beside`): the main thread answers until `takeOver()` starts its
+ *   worker the same way, ahead of the main thread's own reload (serve.ts).
  */
 
 import { createSocket } from 'node:dgram'

@@ -102,39 +102,45 @@ async function queries(s: Server): Promise<number> {
   return [...text.matchAll(/^gslb_queries_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
 }
 
-describe('serve --reload-mode handover', () => {
-  let dir: string
-  let s: Server
-
+/**
+ * A server of its own for the enclosing describe: the workers fixture plus SECOND in a temporary
+ * directory, started before its tests and killed after them.
+ */
+function serverForSuite(prefix: string, ...extra: string[]): { readonly dir: string; readonly s: Server } {
+  const suite = { dir: '', s: undefined as unknown as Server }
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gslb-handover-'))
-    cpSync(join(FIXTURES, 'workers'), dir, { recursive: true })
-    writeFileSync(join(dir, SECOND), SECOND_ZONE(1, '192.0.2.90'))
-    s = await startServer(dir)
+    suite.dir = mkdtempSync(join(tmpdir(), prefix))
+    cpSync(join(FIXTURES, 'workers'), suite.dir, { recursive: true })
+    writeFileSync(join(suite.dir, SECOND), SECOND_ZONE(1, '192.0.2.90'))
+    suite.s = await startServer(suite.dir, ...extra)
   }, 20_000)
-
   afterAll(() => {
-    s?.proc.child.kill('SIGKILL')
-    if (dir) rmSync(dir, { recursive: true, force: true })
+    suite.s?.proc.child.kill('SIGKILL')
+    if (suite.dir) rmSync(suite.dir, { recursive: true, force: true })
   })
+  return suite
+}
+
+describe('serve --reload-mode handover', () => {
+  const t = serverForSuite('gslb-handover-')
 
   it('answers from the main thread until the first zone change: startup loads the zones once', async () => {
-    expect(await address(s, 'static.workers.example')).toBe('192.0.2.80')
-    expect((await dig('127.0.0.1', s.dns, '+tcp', 'www.second.example', 'A')).answer[0]?.data).toBe('192.0.2.90')
-    const log = s.proc.log()
+    expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.80')
+    expect((await dig('127.0.0.1', t.s.dns, '+tcp', 'www.second.example', 'A')).answer[0]?.data).toBe('192.0.2.90')
+    const log = t.s.proc.log()
     expect(log).toMatch(/"pid":\d+,"host"[^\n]*"listening on UDP and TCP"/)
     expect(log).not.toMatch(/"worker":0,/)
     expect(log).not.toContain('worker threads answering')
-    expect(await queries(s)).toBeGreaterThan(0)
+    expect(await queries(t.s)).toBeGreaterThan(0)
   })
 
   it('moves answering to a worker at the first change, answering throughout and never going back', async () => {
-    const queriesBefore = await queries(s)
-    const flow = stream(s.dns, 'static.workers.example')
+    const queriesBefore = await queries(t.s)
+    const flow = stream(t.s.dns, 'static.workers.example')
     await new Promise((r) => setTimeout(r, 300))
-    const file = join(dir, ZONE_FILE)
+    const file = join(t.dir, ZONE_FILE)
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.81'))
-    await waitFor(s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
+    await waitFor(t.s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
     await new Promise((r) => setTimeout(r, 300))
     const { answers, retried } = await flow.stop()
     // Every query answered the first time (the worker steers the flow to itself before this
@@ -144,34 +150,38 @@ describe('serve --reload-mode handover', () => {
     const firstNew = answers.indexOf('192.0.2.81')
     expect(firstNew).toBeGreaterThan(0)
     expect(answers.slice(firstNew).every((a) => a === '192.0.2.81')).toBe(true)
-    expect(await address(s, 'static.workers.example')).toBe('192.0.2.81')
-    expect((await dig('127.0.0.1', s.dns, '+tcp', 'static.workers.example', 'A')).answer[0]?.data).toBe('192.0.2.81')
+    expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.81')
+    expect((await dig('127.0.0.1', t.s.dns, '+tcp', 'static.workers.example', 'A')).answer[0]?.data).toBe('192.0.2.81')
     // The worker answers now, and the main thread reloaded its own copy after the switch: it read
     // what the worker had read, so no second handover follows.
-    await waitFor(s.proc.log, (l) => l.includes('heap compacted after a zone change'), 15_000)
-    const log = s.proc.log()
+    await waitFor(t.s.proc.log, (l) => l.includes('heap compacted after a zone change'), 15_000)
+    const log = t.s.proc.log()
     expect(log).toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
     expect(log).toContain('worker threads answering')
     expect(log.indexOf('zones handed over to a fresh worker')).toBeLessThan(
       log.search(/"reason":"file change"[^\n]*"msg":"zones reloaded"/),
     )
     await new Promise((r) => setTimeout(r, 500))
-    expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(1)
+    expect((t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(1)
     // The main thread's answers before the switch stay counted next to the worker's.
-    expect(await queries(s)).toBeGreaterThanOrEqual(queriesBefore + answers.length)
-    expect(await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)).toBeGreaterThan(0)
+    expect(await queries(t.s)).toBeGreaterThanOrEqual(queriesBefore + answers.length)
+    expect(await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)).toBeGreaterThan(0)
   }, 30_000)
 
   it('hands the next change to a fresh worker, answering throughout and never going back', async () => {
-    const queriesBefore = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
+    const queriesBefore = await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
     expect(queriesBefore).toBeGreaterThan(0)
-    const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
-    const compactions = (s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
-    const flow = stream(s.dns, 'static.workers.example')
+    const handovers = (t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+    const compactions = (t.s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
+    const flow = stream(t.s.dns, 'static.workers.example')
     await new Promise((r) => setTimeout(r, 300))
-    const file = join(dir, ZONE_FILE)
+    const file = join(t.dir, ZONE_FILE)
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.81', '192.0.2.84'))
-    await waitFor(s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length > handovers, 15_000)
+    await waitFor(
+      t.s.proc.log,
+      (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length > handovers,
+      15_000,
+    )
     await new Promise((r) => setTimeout(r, 300))
     const { answers, retried } = await flow.stop()
     expect(retried).toBe(0)
@@ -179,9 +189,9 @@ describe('serve --reload-mode handover', () => {
     const firstNew = answers.indexOf('192.0.2.84')
     expect(firstNew).toBeGreaterThan(0)
     expect(answers.slice(firstNew).every((a) => a === '192.0.2.84')).toBe(true)
-    expect(await address(s, 'static.workers.example')).toBe('192.0.2.84')
+    expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.84')
     // The main thread compacted its heap before the fresh worker loaded, not after it took over.
-    const log = s.proc.log()
+    const log = t.s.proc.log()
     expect((log.match(/heap compacted after a zone change/g) ?? []).length).toBe(compactions + 1)
     expect(log.lastIndexOf('"msg":"heap compacted after a zone change"')).toBeLessThan(
       log.lastIndexOf('zones handed over to a fresh worker'),
@@ -190,72 +200,59 @@ describe('serve --reload-mode handover', () => {
     // The main thread's live reload says how long its longest slice held its event loop.
     expect(log).toMatch(/"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"msg":"zones reloaded"/)
     // The counters carry on over incarnations: the old worker's queries stay counted.
-    const queriesAfter = await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
+    const queriesAfter = await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
     expect(queriesAfter).toBeGreaterThanOrEqual(queriesBefore + answers.length)
-    expect(await metric(s, /^gslb_worker_restarts_total\{worker="0"\} (\d+)$/m)).toBe(0)
+    expect(await metric(t.s, /^gslb_worker_restarts_total\{worker="0"\} (\d+)$/m)).toBe(0)
   }, 30_000)
 
   it('reloads in place when a file is broken, keeping its last good version', async () => {
-    const handovers = (s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
-    const compactions = (s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
-    writeFileSync(join(dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
-    const file = join(dir, ZONE_FILE)
+    const handovers = (t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
+    const compactions = (t.s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
+    writeFileSync(join(t.dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
+    const file = join(t.dir, ZONE_FILE)
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.84', '192.0.2.82'))
     const { value } = await waitFor(
-      () => address(s, 'static.workers.example'),
+      () => address(t.s, 'static.workers.example'),
       (a) => a === '192.0.2.82',
       10_000,
       100,
     )
     expect(value).toBe('192.0.2.82')
     // A fresh worker would have no version of the broken zone at all: the old one reloaded instead.
-    expect(await address(s, 'www.second.example')).toBe('192.0.2.90')
-    expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers)
+    expect(await address(t.s, 'www.second.example')).toBe('192.0.2.90')
+    expect((t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers)
     // Nothing handed over, nothing to compact for.
-    expect((s.proc.log().match(/heap compacted after a zone change/g) ?? []).length).toBe(compactions)
+    expect((t.s.proc.log().match(/heap compacted after a zone change/g) ?? []).length).toBe(compactions)
     // Fixed again: handed over, with the fixed file's data.
-    writeFileSync(join(dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
+    writeFileSync(join(t.dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
     await waitFor(
-      () => address(s, 'www.second.example'),
+      () => address(t.s, 'www.second.example'),
       (a) => a === '192.0.2.92',
       15_000,
       100,
     )
-    expect((s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers + 1)
-    expect(await address(s, 'static.workers.example')).toBe('192.0.2.82')
+    expect((t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers + 1)
+    expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.82')
   }, 40_000)
 
   it('stops the current worker and exits 0 on SIGTERM', async () => {
-    s.proc.child.kill('SIGTERM')
-    expect(await s.proc.exited).toBe(0)
-    expect(s.proc.log()).toContain('"msg":"stopped"')
-    expect(s.proc.log()).not.toContain('worker thread stopped unexpectedly')
-    expect(s.proc.log()).not.toContain('did not stop in time')
+    t.s.proc.child.kill('SIGTERM')
+    expect(await t.s.proc.exited).toBe(0)
+    expect(t.s.proc.log()).toContain('"msg":"stopped"')
+    expect(t.s.proc.log()).not.toContain('worker thread stopped unexpectedly')
+    expect(t.s.proc.log()).not.toContain('did not stop in time')
   })
 })
 
 describe('serve --reload-mode handover: a broken first change', () => {
-  let dir: string
-  let s: Server
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gslb-handover-broken-'))
-    cpSync(join(FIXTURES, 'workers'), dir, { recursive: true })
-    writeFileSync(join(dir, SECOND), SECOND_ZONE(1, '192.0.2.90'))
-    s = await startServer(dir)
-  }, 20_000)
-
-  afterAll(() => {
-    s?.proc.child.kill('SIGKILL')
-    if (dir) rmSync(dir, { recursive: true, force: true })
-  })
+  const t = serverForSuite('gslb-handover-broken-')
 
   it('keeps answering on the main thread, which reloads in place; the fixed file is handed over', async () => {
-    writeFileSync(join(dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
-    const file = join(dir, ZONE_FILE)
+    writeFileSync(join(t.dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
+    const file = join(t.dir, ZONE_FILE)
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.85'))
     const { value } = await waitFor(
-      () => address(s, 'static.workers.example'),
+      () => address(t.s, 'static.workers.example'),
       (a) => a === '192.0.2.85',
       15_000,
       100,
@@ -263,60 +260,48 @@ describe('serve --reload-mode handover: a broken first change', () => {
     expect(value).toBe('192.0.2.85')
     // The worker could not load the broken file, so it never answered: the main thread did, and
     // kept the last good version of that zone.
-    expect(await address(s, 'www.second.example')).toBe('192.0.2.90')
-    let log = s.proc.log()
+    expect(await address(t.s, 'www.second.example')).toBe('192.0.2.90')
+    let log = t.s.proc.log()
     expect(log).toMatch(
       /"problem":"[^"]*zone file\(s\) rejected[^"]*","msg":"zone handover not possible; reloading in place"/,
     )
     expect(log).not.toContain('zones handed over to a fresh worker')
     expect(log).not.toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
-    writeFileSync(join(dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
-    await waitFor(s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
-    expect(await address(s, 'www.second.example')).toBe('192.0.2.92')
-    expect(await address(s, 'static.workers.example')).toBe('192.0.2.85')
-    log = s.proc.log()
+    writeFileSync(join(t.dir, SECOND), SECOND_ZONE(3, '192.0.2.92'))
+    await waitFor(t.s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
+    expect(await address(t.s, 'www.second.example')).toBe('192.0.2.92')
+    expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.85')
+    log = t.s.proc.log()
     expect(log).toMatch(/"worker":0,[^\n]*"listening on UDP and TCP"/)
-    s.proc.child.kill('SIGTERM')
-    expect(await s.proc.exited).toBe(0)
-    expect(s.proc.log()).not.toContain('did not stop in time')
+    t.s.proc.child.kill('SIGTERM')
+    expect(await t.s.proc.exited).toBe(0)
+    expect(t.s.proc.log()).not.toContain('did not stop in time')
   }, 40_000)
 })
 
 describe('serve --reload-mode handover --workers 2', () => {
-  let dir: string
-  let s: Server
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gslb-handover2-'))
-    cpSync(join(FIXTURES, 'workers'), dir, { recursive: true })
-    s = await startServer(dir, '--workers', '2')
-  }, 20_000)
-
-  afterAll(() => {
-    s?.proc.child.kill('SIGKILL')
-    if (dir) rmSync(dir, { recursive: true, force: true })
-  })
+  const t = serverForSuite('gslb-handover2-', '--workers', '2')
 
   it('hands both slots over in turn, and afterwards the kernel spreads flows over both again', async () => {
-    const file = join(dir, ZONE_FILE)
+    const file = join(t.dir, ZONE_FILE)
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.83'))
-    await waitFor(s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length >= 2, 20_000)
-    expect(s.proc.log()).toMatch(/"worker":0,[^\n]*"zones handed over to a fresh worker"/)
-    expect(s.proc.log()).toMatch(/"worker":1,[^\n]*"zones handed over to a fresh worker"/)
+    await waitFor(t.s.proc.log, (l) => (l.match(/zones handed over to a fresh worker/g) ?? []).length >= 2, 20_000)
+    expect(t.s.proc.log()).toMatch(/"worker":0,[^\n]*"zones handed over to a fresh worker"/)
+    expect(t.s.proc.log()).toMatch(/"worker":1,[^\n]*"zones handed over to a fresh worker"/)
     const perWorker = async (): Promise<number[]> => [
-      await metric(s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m),
-      await metric(s, /^gslb_worker_queries_total\{worker="1"\} (\d+)$/m),
+      await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m),
+      await metric(t.s, /^gslb_worker_queries_total\{worker="1"\} (\d+)$/m),
     ]
     const before = await perWorker()
     // Each query from its own socket, so from its own source port: the steering program of the
     // handovers points past the last socket now, and the flow hash spreads the flows again.
-    const answers = await fromManyPorts(s.dns, 'static.workers.example')
+    const answers = await fromManyPorts(t.s.dns, 'static.workers.example')
     expect(new Set(answers)).toEqual(new Set(['192.0.2.83']))
     const after = await perWorker()
     expect(after[0]! - before[0]!).toBeGreaterThan(0)
     expect(after[1]! - before[1]!).toBeGreaterThan(0)
-    s.proc.child.kill('SIGTERM')
-    expect(await s.proc.exited).toBe(0)
-    expect(s.proc.log()).not.toContain('worker thread stopped unexpectedly')
+    t.s.proc.child.kill('SIGTERM')
+    expect(await t.s.proc.exited).toBe(0)
+    expect(t.s.proc.log()).not.toContain('worker thread stopped unexpectedly')
   }, 40_000)
 })
