@@ -27,9 +27,10 @@
  *   incremental marking and no scavenge paces it. The marking then ran in steps of up to 16 ms
  *   inside a reload slice and finished in one forced finalization: slices of 40-117 ms, and in
  *   9 of 25 in-place reloads on the scale bench a longest gap of 47-144 ms. Without it the
- *   objects go through the 1 MiB new space like everything else: 20-36 ms in 16 runs, with the
- *   same load time and memory, and query rates within the noise. After long traffic (a heap full
- *   of answer caches) a reload still reached 98 ms once in three: in place stays best-effort.
+ *   objects go through the 1 MiB new space like everything else: 20-36 ms in 16 runs of 17
+ *   (70 ms once), with the same load time and memory, and query rates within the noise. After
+ *   long traffic (a heap full of answer caches) a reload still reached 98 ms once in three: in
+ *   place stays best-effort; `--reload-mode handover` is the bounded one.
  * - After the startup load, one compacting collection (`compactHeap`): the load leaves the old
  *   generation full of promoted parse garbage and fragmented pages, which V8 otherwise keeps
  *   committed until it next runs out of room.
