@@ -6,7 +6,7 @@
  *   node test/bench/scale.ts [--records 100000] [--services 10000] [--endpoints 50000] [--json]
  *                            [--seconds 10] [--warmup 3] [--no-small] [--no-reload]
  *                            [--reload-via watch|sighup] [--settle-ms 5000]
- *                            [--keep DIR] [--no-pin]
+ *                            [--keep DIR] [--no-pin] [--by-kind]
  *
  * 1. Generates the zone set into a temp dir (layout: test/bench/scale/generate.ts): static records
  *    in 4 master files, services and endpoints in 10 gslb YAML files, documentation addresses only,
@@ -44,7 +44,7 @@ import { parseArgs } from 'node:util'
 import { seededRandom } from '../../src/policy/random.ts'
 import { freePort } from '../helpers/process.ts'
 import { shellQuote, waitExit } from './process.ts'
-import { type GeneratedZones, generateZones } from './scale/generate.ts'
+import { type ChainKind, type GeneratedZones, generateZones } from './scale/generate.ts'
 import { encodeQuery, type StallFigures, type StreamResult, stallFigures } from './scale/stream.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')
@@ -77,6 +77,9 @@ const USAGE = `Usage: node test/bench/scale.ts [options]   (npm run bench:scale 
   --node-flags F     extra node/V8 flags for the servers, space-separated (e.g. "--trace-gc");
                      with --keep, their non-JSON output goes to DIR/server-PORT.out (the
                      JSON log to DIR/server-PORT.out.log)
+  --by-kind          also run dnsperf per chain kind (weighted, geo, failover, latency, sticky,
+                     multivalue): the big set's services of that kind against the small set's
+                     service of the same kind, and print their ratios (12 more dnsperf runs)
   --json             print the results as JSON
 `
 
@@ -95,6 +98,7 @@ interface Options {
   readonly json: boolean
   readonly nodeFlags: readonly string[]
   readonly serveFlags: readonly string[]
+  readonly byKind: boolean
 }
 
 function intFlag(v: string | undefined, name: string, dflt: number, min: number, max: number): number {
@@ -123,6 +127,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'node-flags': { type: 'string' },
       'serve-flags': { type: 'string' },
       json: { type: 'boolean' },
+      'by-kind': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -145,6 +150,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     json: values.json ?? false,
     nodeFlags: (values['node-flags'] ?? '').split(' ').filter((f) => f !== ''),
     serveFlags: (values['serve-flags'] ?? '').split(' ').filter((f) => f !== ''),
+    byKind: values['by-kind'] ?? false,
   }
 }
 
@@ -436,6 +442,17 @@ function shuffle<T>(list: T[], seed: number): T[] {
   return list
 }
 
+const CHAIN_KINDS: readonly ChainKind[] = ['weighted', 'geo', 'failover', 'latency', 'sticky', 'multivalue']
+/** The service of test/bench/zones/gslb.bench.example.yaml that runs each chain kind of the big set. */
+const SMALL_SERVICE: Readonly<Record<ChainKind, string>> = {
+  weighted: 'weighted',
+  geo: 'geo',
+  failover: 'failover',
+  latency: 'latency',
+  sticky: 'sticky',
+  multivalue: 'multi',
+}
+
 function writeQueries(dir: string, z: GeneratedZones): Record<string, string> {
   mkdirSync(dir, { recursive: true })
   const files: Record<string, string[]> = {
@@ -450,10 +467,23 @@ function writeQueries(dir: string, z: GeneratedZones): Record<string, string> {
       2,
     ),
     smallStatic: ['www', 'api', 'cdn', 'static'].map((n) => `${n}.bench.example. A`),
-    smallGslb: ['weighted', 'geo', 'failover', 'latency', 'sticky', 'multi'].flatMap((n) => [
+    smallGslb: Object.values(SMALL_SERVICE).flatMap((n) => [
       `${n}.gslb.bench.example. A`,
       `${n}.gslb.bench.example. AAAA`,
     ]),
+  }
+  // Per chain kind (--by-kind): the big set's services of that kind, the small set's one service.
+  for (const kind of CHAIN_KINDS) {
+    files[`bigGslb-${kind}`] = shuffle(
+      z.services
+        .filter((s) => s.chain === kind)
+        .flatMap((s) => (s.v6 ? [`${s.name} A`, `${s.name} AAAA`] : [`${s.name} A`])),
+      3,
+    )
+    files[`smallGslb-${kind}`] = [
+      `${SMALL_SERVICE[kind]}.gslb.bench.example. A`,
+      `${SMALL_SERVICE[kind]}.gslb.bench.example. AAAA`,
+    ]
   }
   const paths: Record<string, string> = {}
   for (const [k, lines] of Object.entries(files)) {
@@ -735,6 +765,15 @@ async function main(argv: string[]): Promise<number> {
         ),
       )
       say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+      if (opts.byKind) {
+        for (const kind of CHAIN_KINDS) {
+          const key = `bigGslb-${kind}`
+          perf.push(
+            await dnsperf(`big: GSLB ${kind} + ECS`, big, q[key]!, `$Q/${key}.txt`, opts, clientCpu, ECS_UK.hex),
+          )
+          say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+        }
+      }
       memAfterPerf = memory(big.pid)
       if (opts.reload) {
         say(`bench:scale: reload stall (${opts.reloadVia}): rewriting ${z.files.length} files with serial 2`)
@@ -771,6 +810,14 @@ async function main(argv: string[]): Promise<number> {
           ),
         )
         say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+        if (opts.byKind) {
+          for (const kind of CHAIN_KINDS) {
+            const key = `smallGslb-${kind}`
+            const label = `small: GSLB ${kind} + ECS`
+            perf.push(await dnsperf(label, small, q[key]!, `$Q/${key}.txt`, opts, clientCpu, ECS_UK.hex))
+            say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+          }
+        }
       } finally {
         await stop(small.child)
       }
@@ -834,6 +881,27 @@ async function main(argv: string[]): Promise<number> {
       perf.map((p) => [p.label, f0(p.qps), `${f2(p.lostPct)}%`, f2(p.avgMs), f1(p.maxMs), f2(p.usPerQuery), p.rcodes]),
     ),
   )
+  const byKind = CHAIN_KINDS.flatMap((kind) => {
+    const big = perf.find((p) => p.label === `big: GSLB ${kind} + ECS`)
+    const small = perf.find((p) => p.label === `small: GSLB ${kind} + ECS`)
+    return big && small ? [{ kind, big, small }] : []
+  })
+  if (byKind.length > 0) {
+    o.push('')
+    o.push(
+      table(
+        ['chain kind', 'big qps', 'small qps', 'big / small qps', 'µs/query big', 'µs/query small'],
+        byKind.map(({ kind, big, small }) => [
+          kind,
+          f0(big.qps),
+          f0(small.qps),
+          `${f2(big.qps / small.qps)}x`,
+          f2(big.usPerQuery),
+          f2(small.usPerQuery),
+        ]),
+      ),
+    )
+  }
   if (reload) {
     o.push('')
     const r = reload
