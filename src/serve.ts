@@ -257,6 +257,7 @@ export async function serve(
     if (workers !== undefined || closing || running === undefined) return Promise.resolve()
     takeover ??= (async () => {
       const t0 = performance.now()
+      log.info({ worker: 0, reason }, 'a fresh worker loads the zones to take over answering')
       const pool = WorkerPool.beside({ count: 1, cfg, health, log, handover: true }, running.addresses)
       takingOver = pool
       try {

@@ -362,6 +362,7 @@ export class WorkerPool {
     // A slot that is not answering (restarting after a crash) loads the current files when it comes back.
     if (old === undefined || !slot.ready) return
     const t0 = performance.now()
+    log.info({ worker: slot.index, reason }, 'a fresh worker loads the zones to take over answering')
     const fresh = this.#newWorker(slot, true)
     this.#candidates.add(fresh)
     let gone = false

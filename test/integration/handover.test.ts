@@ -279,6 +279,23 @@ describe('serve --reload-mode handover: a broken first change', () => {
   }, 40_000)
 })
 
+describe('serve --reload-mode handover: SIGTERM while the first worker loads', () => {
+  const t = serverForSuite('gslb-handover-term-')
+
+  it('stops the loading worker with the server and exits 0', async () => {
+    const file = join(t.dir, ZONE_FILE)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.86'))
+    await waitFor(t.s.proc.log, (l) => l.includes('a fresh worker loads the zones to take over answering'), 10_000)
+    t.s.proc.child.kill('SIGTERM')
+    expect(await t.s.proc.exited).toBe(0)
+    const log = t.s.proc.log()
+    expect(log).toContain('"msg":"stopped"')
+    expect(log).not.toContain('zones handed over to a fresh worker')
+    expect(log).not.toContain('zone handover not possible')
+    expect(log).not.toContain('did not stop in time')
+  }, 20_000)
+})
+
 describe('serve --reload-mode handover --workers 2', () => {
   const t = serverForSuite('gslb-handover2-', '--workers', '2')
 
