@@ -13,6 +13,7 @@ import { type Name, nameToString } from '../dns/name.ts'
 import { FLAG_AA, FLAG_QR, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
 import { type GeoLookup, KEY_BITS4, KEY_BITS6, KEY_UNKNOWN, KEY_V4, KEY_V6 } from '../query/context.ts'
+import { alone } from './common.ts'
 import { makeSteps } from './registry.ts'
 import type { Endpoint, HealthView, NamedStep, PolicyContext, PolicyStep, Pool } from './types.ts'
 
@@ -110,6 +111,22 @@ interface PrefixEntry {
   readonly scope: number
   /** The whole decision, when the chain has no impure step (set on first use). */
   decision: Decision | undefined
+  /** The last step's draw over `out`, when the chain ends with one (`CompiledService.#drawLast`). */
+  draw: DrawTable | undefined
+}
+
+/**
+ * A `draw` step over one candidate list under one health view, done ahead: the running sums of
+ * the drawable candidates' weights in candidate order and the decision each one leads to. A
+ * query then costs one random number and a scan of a few numbers: no health lookups, no health
+ * filter, TTL or interning. The same sums, in the same order, as `weighted` adds them per query.
+ */
+interface DrawTable {
+  readonly total: number
+  readonly sums: readonly number[]
+  readonly decisions: readonly Decision[]
+  /** No candidate up: the step passes the list on, and this is what it leads to. */
+  readonly none: Decision | undefined
 }
 
 /** What `decideCached` needs of the context beyond PolicyContext: the client as numbers. */
@@ -197,6 +214,10 @@ export class CompiledService {
   readonly #pure: number
   /** The last step's order-free variant: its answers are canonical and shuffled at render. */
   readonly #unordered: PolicyStep | undefined
+  /** The chain is its pure steps and then one `draw` step: the query path draws from a DrawTable. */
+  readonly #drawLast: boolean
+  /** With no pure step, the draw over the service's own list, per family, for #view. */
+  #draws: [DrawTable | undefined, DrawTable | undefined] | undefined
   /** The nodes of this service: nearly always one, so the rare others go in an array made for them. */
   #node: ServiceNode | undefined
   #moreNodes: ServiceNode[] | undefined
@@ -234,6 +255,7 @@ export class CompiledService {
     while (pure < this.steps.length && this.steps[pure]!.pure === true) pure++
     this.#pure = pure
     this.#unordered = this.steps.length > 0 ? this.steps[this.steps.length - 1]!.unordered : undefined
+    this.#drawLast = pure === this.steps.length - 1 && this.steps[pure]!.draw === true && this.#unordered === undefined
   }
 
   node(question: Name, standIn: boolean): ServiceNode {
@@ -289,7 +311,7 @@ export class CompiledService {
         entry = cache.get(ctx)
         if (entry === undefined) {
           for (let i = 0; i < pure; i++) out = steps[i]!.run(out, ctx)
-          entry = { out, scope: ctx.scopeBits, decision: undefined }
+          entry = { out, scope: ctx.scopeBits, decision: undefined, draw: undefined }
           cache.set(ctx, entry)
         }
       }
@@ -298,13 +320,51 @@ export class CompiledService {
         entry.decision ??= this.#finish(entry.out, six, ctx)
         return entry.decision
       }
+      if (this.#drawLast) {
+        entry.draw ??= this.#drawTable(entry.out, six, ctx)
+        return drawFrom(entry.draw, ctx)
+      }
       out = entry.out
+    } else if (this.#drawLast) {
+      this.#draws ??= [undefined, undefined]
+      const slot = six ? 1 : 0
+      this.#draws[slot] ??= this.#drawTable(out, six, ctx)
+      return drawFrom(this.#draws[slot], ctx)
     }
     const stable = out
     const last = this.#unordered === undefined ? steps.length : steps.length - 1
     for (let i = pure; i < last; i++) out = steps[i]!.run(out, ctx)
     if (last < steps.length) out = this.#unordered!(out, ctx)
     return this.#finish(out, six, ctx, out === stable)
+  }
+
+  /** The chain's last step (a `draw`) over `list`, done ahead for the current view (DrawTable). */
+  #drawTable(list: readonly Endpoint[], six: boolean, ctx: PolicyContext): DrawTable {
+    const health = ctx.health
+    let up = 0
+    let weight = 0
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!
+      if (!health.up(e)) continue
+      up++
+      const w = health.weight(e)
+      if (w > 0) weight += w
+    }
+    if (up === 0) return { total: 0, sums: [], decisions: [], none: this.#finish(list, six, ctx) }
+    const uniform = weight <= 0
+    const sums: number[] = []
+    const decisions: Decision[] = []
+    let acc = 0
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!
+      if (!health.up(e)) continue
+      const w = uniform ? 1 : Math.max(0, health.weight(e))
+      if (w <= 0) continue
+      acc += w
+      sums.push(acc)
+      decisions.push(this.#finish(alone(e), six, ctx, false))
+    }
+    return { total: uniform ? up : weight, sums, decisions, none: undefined }
   }
 
   /** Drops what was cached under another health view or geo data. */
@@ -317,6 +377,7 @@ export class CompiledService {
     this.#geoGeneration = geoGeneration
     this.#prefix?.[0].clear()
     this.#prefix?.[1].clear()
+    if (this.#draws !== undefined) this.#draws[0] = this.#draws[1] = undefined
     this.#poolState?.fill(0)
     if (this.#memo === NOT_MEMOIZED) {
       this.#memoOut = [undefined, undefined]
@@ -606,4 +667,14 @@ function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean 
 
 function names(list: readonly Endpoint[], ctx: PolicyContext): string {
   return `[${list.map((e) => (ctx.health.up(e) ? e.name : `${e.name}(down)`)).join(' ')}]`
+}
+
+/** One draw from a DrawTable: the decision of the first candidate whose running sum exceeds it. */
+function drawFrom(t: DrawTable, ctx: PolicyContext): Decision {
+  if (t.none !== undefined) return t.none
+  const target = ctx.random() * t.total
+  const sums = t.sums
+  for (let i = 0; i < sums.length; i++) if (target < sums[i]!) return t.decisions[i]!
+  // Only reached through float rounding at the very top of the range, as in policy/weighted.
+  return t.decisions[t.decisions.length - 1]!
 }

@@ -138,6 +138,13 @@ export interface NamedStep {
    * rrset-order random), so a new order costs no template.
    */
   readonly unordered?: PolicyStep
+  /**
+   * The step draws one up candidate at random with probability weight / total of effective
+   * weights (all alike when none has weight), passing every candidate on when none is up: what
+   * `weighted` random by endpoint does. Right after a chain's pure steps and last, the query path
+   * runs it as a draw over decisions made once per candidate list and health view (policy/service).
+   */
+  readonly draw?: true
 }
 
 /** Match of a geo rule; the most specific kind wins: cidr > asn > subdivision > country > continent. */

@@ -23,7 +23,9 @@ export type WeightedConfig = Extract<StepConfig, { kind: 'weighted' }>
 
 export function weightedStep(config: WeightedConfig): NamedStep {
   if (config.mode === 'random') {
-    return { name: 'weighted', run: config.by === 'pool' ? randomByPool : randomByEndpoint }
+    return config.by === 'pool'
+      ? { name: 'weighted', run: randomByPool }
+      : { name: 'weighted', run: randomByEndpoint, draw: true }
   }
   const smooth = new SmoothRoundRobin(config.by === 'pool')
   return { name: 'weighted', run: (candidates, ctx) => smooth.next(candidates, ctx) }
