@@ -121,6 +121,23 @@ function serverForSuite(prefix: string, ...extra: string[]): { readonly dir: str
   return suite
 }
 
+/**
+ * Breaks SECOND (serial 2, a bad address) and moves static.workers.example from `from` to `to`
+ * in the same change; resolves once the server answers `to` for it.
+ */
+async function brokenChange(t: { readonly dir: string; readonly s: Server }, from: string, to: string): Promise<void> {
+  writeFileSync(join(t.dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
+  const file = join(t.dir, ZONE_FILE)
+  writeFileSync(file, readFileSync(file, 'utf8').replace(from, to))
+  const { value } = await waitFor(
+    () => address(t.s, 'static.workers.example'),
+    (a) => a === to,
+    15_000,
+    100,
+  )
+  expect(value).toBe(to)
+}
+
 describe('serve --reload-mode handover', () => {
   const t = serverForSuite('gslb-handover-')
 
@@ -208,16 +225,7 @@ describe('serve --reload-mode handover', () => {
   it('reloads in place when a file is broken, keeping its last good version', async () => {
     const handovers = (t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length
     const compactions = (t.s.proc.log().match(/heap compacted after a zone change/g) ?? []).length
-    writeFileSync(join(t.dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
-    const file = join(t.dir, ZONE_FILE)
-    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.84', '192.0.2.82'))
-    const { value } = await waitFor(
-      () => address(t.s, 'static.workers.example'),
-      (a) => a === '192.0.2.82',
-      10_000,
-      100,
-    )
-    expect(value).toBe('192.0.2.82')
+    await brokenChange(t, '192.0.2.84', '192.0.2.82')
     // A fresh worker would have no version of the broken zone at all: the old one reloaded instead.
     expect(await address(t.s, 'www.second.example')).toBe('192.0.2.90')
     expect((t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(handovers)
@@ -248,16 +256,7 @@ describe('serve --reload-mode handover: a broken first change', () => {
   const t = serverForSuite('gslb-handover-broken-')
 
   it('keeps answering on the main thread, which reloads in place; the fixed file is handed over', async () => {
-    writeFileSync(join(t.dir, SECOND), `${SECOND_ZONE(2, '192.0.2.91')}www 60 A not-an-address\n`)
-    const file = join(t.dir, ZONE_FILE)
-    writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.85'))
-    const { value } = await waitFor(
-      () => address(t.s, 'static.workers.example'),
-      (a) => a === '192.0.2.85',
-      15_000,
-      100,
-    )
-    expect(value).toBe('192.0.2.85')
+    await brokenChange(t, '192.0.2.80', '192.0.2.85')
     // The worker could not load the broken file, so it never answered: the main thread did, and
     // kept the last good version of that zone.
     expect(await address(t.s, 'www.second.example')).toBe('192.0.2.90')
