@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { ServeConfig } from './config/server-config.ts'
 import type { FileOutcome } from './config/zone-set.ts'
-import { ResponseRateLimiter } from './dns/rrl.ts'
+import { addRrlFigures, NO_RRL_FIGURES, ResponseRateLimiter } from './dns/rrl.ts'
 import { GeoDatabase } from './geo/reader.ts'
 import type { ZonePools } from './health/builder.ts'
 import { HealthStore } from './health/state.ts'
@@ -41,8 +41,8 @@ import { startProber } from './probe/worker.ts'
 import { Answerer } from './query/handle.ts'
 import { type ListenAddress, type RunningServer, startServer } from './server/index.ts'
 import type { QueryObserver } from './server/observer.ts'
-import type { TcpStats } from './server/tcp.ts'
-import type { UdpStats } from './server/udp.ts'
+import { addTcpStats, NO_TCP_STATS } from './server/tcp.ts'
+import { addUdpStats, NO_UDP_STATS } from './server/udp.ts'
 import { MemoryStore } from './state/memory.ts'
 import { RedisStore } from './state/redis.ts'
 import type { StateStore } from './state/types.ts'
@@ -216,7 +216,10 @@ export async function serve(
   /** What the lazy handover's worker serves, until this thread's reload after it compares its own. */
   let tookOver: string | undefined
   if (rrl && !lazy) metrics.rateLimit(rrl)
-  else if (cfg.rrl) metrics.rateLimit({ stats: () => sumRrl(rrl?.stats(), workers?.rrlStats()) })
+  else if (cfg.rrl)
+    metrics.rateLimit({
+      stats: () => addRrlFigures(rrl?.stats() ?? NO_RRL_FIGURES, workers?.rrlStats() ?? NO_RRL_FIGURES),
+    })
   if (cfg.rrl) log.info({ rrl: cfg.rrl }, 'response rate limiting on (UDP)')
   const count = metrics.observe
   const observer: QueryObserver = observe
@@ -348,8 +351,8 @@ export async function serve(
   // (closed then) keep their totals.
   const pooled = threaded || lazy
   metrics.watch({
-    tcp: () => sumTcp(running.tcpStats(), workers?.tcpStats()),
-    udp: () => sumUdp(running.udpStats(), workers?.udpStats()),
+    tcp: () => addTcpStats(running.tcpStats(), workers?.tcpStats() ?? NO_TCP_STATS),
+    udp: () => addUdpStats(running.udpStats(), workers?.udpStats() ?? NO_UDP_STATS),
     remote: pooled ? () => workers?.pull() ?? Promise.resolve([]) : undefined,
     workers: pooled ? () => workers?.figures() ?? [] : undefined,
     store,
@@ -414,25 +417,3 @@ export async function serve(
     },
   }
 }
-
-const sumTcp = (a: TcpStats, b: TcpStats | undefined): TcpStats =>
-  b === undefined
-    ? a
-    : {
-        connections: a.connections + b.connections,
-        rejectedTotal: a.rejectedTotal + b.rejectedTotal,
-        rejectedPerSource: a.rejectedPerSource + b.rejectedPerSource,
-        shortFrames: a.shortFrames + b.shortFrames,
-      }
-
-const sumUdp = (a: UdpStats, b: UdpStats | undefined): UdpStats =>
-  b === undefined
-    ? a
-    : { received: a.received + b.received, batches: a.batches + b.batches, dropped: a.dropped + b.dropped }
-
-type RrlFigures = { readonly sent: number; readonly dropped: number; readonly slipped: number }
-const sumRrl = (a: RrlFigures | undefined, b: RrlFigures | undefined): RrlFigures => ({
-  sent: (a?.sent ?? 0) + (b?.sent ?? 0),
-  dropped: (a?.dropped ?? 0) + (b?.dropped ?? 0),
-  slipped: (a?.slipped ?? 0) + (b?.slipped ?? 0),
-})

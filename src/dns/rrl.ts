@@ -73,6 +73,16 @@ export interface RrlStats {
   readonly entries: number
 }
 
+/** The decision counts of RrlStats, which threads report and the metrics sum. */
+export type RrlFigures = Pick<RrlStats, 'sent' | 'dropped' | 'slipped'>
+
+export const NO_RRL_FIGURES: RrlFigures = Object.freeze({ sent: 0, dropped: 0, slipped: 0 })
+
+/** Two limiters' (or threads') decision counts as one. */
+export function addRrlFigures(a: RrlFigures, b: RrlFigures): RrlFigures {
+  return { sent: a.sent + b.sent, dropped: a.dropped + b.dropped, slipped: a.slipped + b.slipped }
+}
+
 /** One account. Mutable and recycled: the hot path never builds a new one when it can reuse one. */
 class Bucket {
   key = ''

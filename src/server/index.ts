@@ -15,8 +15,16 @@ import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
 import { NO_OBSERVER, type QueryObserver } from './observer.ts'
-import { DEFAULT_TCP_LIMITS, listenTcp, type TcpLimits, type TcpListener, type TcpStats } from './tcp.ts'
-import { listenUdp, type UdpIo, type UdpListener, type UdpStats } from './udp.ts'
+import {
+  addTcpStats,
+  DEFAULT_TCP_LIMITS,
+  listenTcp,
+  NO_TCP_STATS,
+  type TcpLimits,
+  type TcpListener,
+  type TcpStats,
+} from './tcp.ts'
+import { addUdpStats, listenUdp, NO_UDP_STATS, type UdpIo, type UdpListener, type UdpStats } from './udp.ts'
 
 export interface ListenAddress {
   readonly host: string
@@ -196,27 +204,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     answerer,
     reload,
     reloadLive,
-    tcpStats() {
-      const sum = { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 }
-      for (const t of tcp) {
-        const s = t.stats()
-        sum.connections += s.connections
-        sum.rejectedTotal += s.rejectedTotal
-        sum.rejectedPerSource += s.rejectedPerSource
-        sum.shortFrames += s.shortFrames
-      }
-      return sum
-    },
-    udpStats() {
-      const sum = { received: 0, batches: 0, dropped: 0 }
-      for (const u of udp) {
-        const s = u.stats()
-        sum.received += s.received
-        sum.batches += s.batches
-        sum.dropped += s.dropped
-      }
-      return sum
-    },
+    tcpStats: () => tcp.reduce((sum, t) => addTcpStats(sum, t.stats()), NO_TCP_STATS),
+    udpStats: () => udp.reduce((sum, u) => addUdpStats(sum, u.stats()), NO_UDP_STATS),
     steerUdp(index) {
       return udp.filter((u) => u.steer(index)).length
     },

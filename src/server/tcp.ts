@@ -55,6 +55,23 @@ export interface TcpStats {
   readonly shortFrames: number
 }
 
+export const NO_TCP_STATS: TcpStats = Object.freeze({
+  connections: 0,
+  rejectedTotal: 0,
+  rejectedPerSource: 0,
+  shortFrames: 0,
+})
+
+/** Two listeners' (or threads') figures as one. */
+export function addTcpStats(a: TcpStats, b: TcpStats): TcpStats {
+  return {
+    connections: a.connections + b.connections,
+    rejectedTotal: a.rejectedTotal + b.rejectedTotal,
+    rejectedPerSource: a.rejectedPerSource + b.rejectedPerSource,
+    shortFrames: a.shortFrames + b.shortFrames,
+  }
+}
+
 export interface TcpListener {
   readonly server: Server
   readonly port: number

@@ -66,6 +66,13 @@ export interface UdpStats {
   readonly dropped: number
 }
 
+export const NO_UDP_STATS: UdpStats = Object.freeze({ received: 0, batches: 0, dropped: 0 })
+
+/** Two listeners' (or threads') figures as one. */
+export function addUdpStats(a: UdpStats, b: UdpStats): UdpStats {
+  return { received: a.received + b.received, batches: a.batches + b.batches, dropped: a.dropped + b.dropped }
+}
+
 export interface UdpListener {
   readonly port: number
   /** Which I/O path this listener uses (never 'auto'). */

@@ -27,6 +27,7 @@ import { createSocket } from 'node:dgram'
 import { createServer, isIPv6 } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import type { ServeConfig } from '../config/server-config.ts'
+import { addRrlFigures, NO_RRL_FIGURES } from '../dns/rrl.ts'
 import { GslbError } from '../errors.ts'
 import type { HealthStore } from '../health/state.ts'
 import type { Logger } from '../log.ts'
@@ -39,8 +40,8 @@ import {
   type WorkerFigures,
 } from '../ops/metrics.ts'
 import type { ListenAddress } from '../server/index.ts'
-import type { TcpStats } from '../server/tcp.ts'
-import type { UdpStats } from '../server/udp.ts'
+import { addTcpStats, NO_TCP_STATS, type TcpStats } from '../server/tcp.ts'
+import { addUdpStats, NO_UDP_STATS, type UdpStats } from '../server/udp.ts'
 import type { FromWorker, ToWorker, WorkerCounts, WorkerReport, WorkerSettings } from './protocol.ts'
 
 /** A worker could not start (zones, geo database or listen addresses); the server does not start. */
@@ -69,12 +70,11 @@ const STOP_MARGIN_MS = 2_000
 /** What a handed-over worker's open TCP connections get to finish (clients reconnect after). */
 export const HANDOVER_GRACE_MS = 5_000
 
-const NO_TCP: TcpStats = Object.freeze({ connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 })
 const NO_FIGURES: WorkerCounts = Object.freeze({
   counts: NO_COUNTS,
-  tcp: NO_TCP,
-  udp: Object.freeze({ received: 0, batches: 0, dropped: 0 }),
-  rrl: { sent: 0, dropped: 0, slipped: 0 },
+  tcp: NO_TCP_STATS,
+  udp: NO_UDP_STATS,
+  rrl: NO_RRL_FIGURES,
 })
 
 /** A worker's last report, its query counts rebuilt from its incarnation's mirror when read. */
@@ -119,22 +119,9 @@ function add(a: WorkerCounts, b: WorkerCounts, counts = true): WorkerCounts {
   return {
     // The connection, datagram and RRL figures alone (`#total`) need no merge of ~70k series.
     counts: counts ? mergeCounts([a.counts, b.counts]) : NO_COUNTS,
-    tcp: {
-      connections: a.tcp.connections + b.tcp.connections,
-      rejectedTotal: a.tcp.rejectedTotal + b.tcp.rejectedTotal,
-      rejectedPerSource: a.tcp.rejectedPerSource + b.tcp.rejectedPerSource,
-      shortFrames: a.tcp.shortFrames + b.tcp.shortFrames,
-    },
-    udp: {
-      received: a.udp.received + b.udp.received,
-      batches: a.udp.batches + b.udp.batches,
-      dropped: a.udp.dropped + b.udp.dropped,
-    },
-    rrl: {
-      sent: a.rrl.sent + b.rrl.sent,
-      dropped: a.rrl.dropped + b.rrl.dropped,
-      slipped: a.rrl.slipped + b.rrl.slipped,
-    },
+    tcp: addTcpStats(a.tcp, b.tcp),
+    udp: addUdpStats(a.udp, b.udp),
+    rrl: addRrlFigures(a.rrl, b.rrl),
   }
 }
 

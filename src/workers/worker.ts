@@ -18,6 +18,8 @@ import { compactHeap } from '../ops/heap.ts'
 import { NO_UPDATE, QueryCounters } from '../ops/metrics.ts'
 import { Answerer } from '../query/handle.ts'
 import { type RunningServer, startServer } from '../server/index.ts'
+import { NO_TCP_STATS } from '../server/tcp.ts'
+import { NO_UDP_STATS } from '../server/udp.ts'
 import type { FromWorker, ToWorker, WorkerReport, WorkerSettings } from './protocol.ts'
 
 function mainPort(): MessagePort {
@@ -46,8 +48,8 @@ function figures(): WorkerReport {
   const r = rrl?.stats()
   return {
     update: counters?.update() ?? NO_UPDATE,
-    tcp: server?.tcpStats() ?? { connections: 0, rejectedTotal: 0, rejectedPerSource: 0, shortFrames: 0 },
-    udp: server?.udpStats() ?? { received: 0, batches: 0, dropped: 0 },
+    tcp: server?.tcpStats() ?? NO_TCP_STATS,
+    udp: server?.udpStats() ?? NO_UDP_STATS,
     rrl: { sent: r?.sent ?? 0, dropped: r?.dropped ?? 0, slipped: r?.slipped ?? 0 },
   }
 }
