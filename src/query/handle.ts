@@ -11,7 +11,14 @@ import { EDNS_UDP_SIZE, type EdnsConfig, errorResponse, optLength, writeOpt } fr
 import { FLAG_AA, FLAG_QR, type RenderInput, render, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
 import { HealthStore } from '../health/state.ts'
-import type { CompiledService, Decision, ServiceNode } from '../policy/service.ts'
+import {
+  type CompiledService,
+  type Decision,
+  READY_MISS,
+  READY_STALE,
+  readyIndex,
+  type ServiceNode,
+} from '../policy/service.ts'
 import { EMPTY_TABLE, lookup, type ZoneTable } from '../zone/table.ts'
 import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 import { type GeoLookup, QueryContext } from './context.ts'
@@ -32,6 +39,8 @@ export interface AnswerConfig {
   readonly geo?: GeoLookup | undefined
   /** Health state for services; default: everything up. */
   readonly health?: HealthStore | undefined
+  /** Random numbers for the policies' draws and shuffles (default Math.random; tests seed it). */
+  readonly random?: (() => number) | undefined
 }
 
 export type Transport = 'udp' | 'tcp'
@@ -78,6 +87,7 @@ export class Answerer {
     this.#chaos = chaosTemplates(config.chaos ?? {})
     this.#health = config.health ?? new HealthStore()
     this.#ctx = new QueryContext(config.geo)
+    if (config.random !== undefined) this.#ctx.random = config.random
   }
 
   get health(): HealthStore {
@@ -140,14 +150,32 @@ export class Answerer {
     let shuffle = false
     if (t.kind === 'service') {
       const ctx = this.#ctx
-      const svc = t.service
-      ctx.reset(q, source, this.#health.current.view(svc.zoneKey))
-      const decision = svc.decideCached(q.qtype === T.AAAA ? T.AAAA : T.A, ctx)
+      const node = t
+      const view = this.#health.current.view(node.zoneKey)
+      ctx.reset(q, source, view)
+      const qt = q.qtype
+      // A and AAAA first try what the node made ahead (policy/service Ready): no service object,
+      // chain or cache walked. ANY is answered as A but carries its own question: the full path.
+      const ready = qt === T.A ? node.ready4 : qt === T.AAAA ? node.ready6 : undefined
+      const i = ready === undefined ? READY_MISS : readyIndex(ready, view, ctx)
+      let decision: Decision
+      let tpl: Template | undefined
+      if (i >= 0) {
+        decision = ready!.decisions[i]!
+        tpl = ready!.templates[i]!
+      } else {
+        const svc = node.service
+        decision = svc.decideCached(qt === T.AAAA ? T.AAAA : T.A, ctx)
+        tpl = svc.template(node, qt, decision)
+        if (i === READY_STALE) {
+          if (qt === T.A) node.ready4 = svc.ready(node, qt, ctx)
+          else node.ready6 = svc.ready(node, qt, ctx)
+        }
+      }
       const o = this.#outcome
       o.query = packet
-      o.service = svc
+      o.service = node.service
       o.decision = decision
-      const tpl = svc.template(t, q.qtype, decision)
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope
       shuffle = decision.kind === 'answer' && decision.shuffle

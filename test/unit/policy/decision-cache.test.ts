@@ -283,6 +283,120 @@ describe('client cache keys', () => {
   })
 })
 
+describe('answers a node made ahead (Ready, on the query path)', () => {
+  function packetFor(name: string, qtype: number, ecs: readonly [string, number] | undefined): Buffer {
+    const options = ecs
+      ? [
+          {
+            code: 8,
+            family: ecs[0].includes(':') ? 2 : 1,
+            sourcePrefixLength: ecs[1],
+            scopePrefixLength: 0,
+            ip: ecs[0],
+          },
+        ]
+      : []
+    return dnsPacket.encode({
+      type: 'query',
+      id: 7,
+      questions: [{ name, type: qtype === T.A ? 'A' : 'AAAA' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options } as dnsPacket.Answer],
+    })
+  }
+
+  it('give what the reference chain gives, with its scope and random use, across health states', () => {
+    let random = seededRandom(1)
+    const store = new HealthStore()
+    const answerer = new Answerer({ geo, health: store, random: () => random() })
+    answerer.table = buildTable([zone])
+    const ctx = new QueryContext(geo)
+    let fromReady = 0
+    let compared = 0
+    let seed = 1
+    for (const [label, health] of healthStates(zone)) {
+      store.replace(health)
+      // Pass 1 finds every node's Ready stale (a new view) and makes it; passes 2 and 3 use it.
+      for (const pass of [1, 2, 3]) {
+        for (const svc of zone.services) {
+          const name = nameToString(svc.config.owner)
+          for (const [address, prefix] of CLIENTS) {
+            for (const qtype of [T.A, T.AAAA]) {
+              seed++
+              random = seededRandom(seed)
+              const client = clientFromText(address, prefix)!
+              // ECS carries the masked subnet (RFC 7871: set bits past the prefix are FORMERR).
+              const packet = packetFor(name, qtype, prefix === undefined ? undefined : [client.address, prefix])
+              const out = answerer.answer(packet, 'udp', prefix === undefined ? address : '127.0.0.1')!
+              const gotNext = random()
+              const got = answerer.lastOutcome.decision!
+              ctx.resetFor(client, prefix !== undefined, health.view(svc.zoneKey))
+              ctx.random = seededRandom(seed)
+              const want = svc.decide(qtype, ctx)
+              const wantNext = ctx.random()
+              const where = `${label}, pass ${pass}, ${name} ${qtype === T.A ? 'A' : 'AAAA'} for ${address}/${prefix}`
+              const m = decode(out)
+              const records = (m.answers ?? []).map((_, i) => answerData(m, i)).sort()
+              const ecs = (m.additionals ?? [])
+                .flatMap((r) => (r as { options?: { code: number; scopePrefixLength?: number }[] }).options ?? [])
+                .find((o) => o.code === 8)
+              const shuffles = svc.steps.at(-1)?.unordered !== undefined
+              expect({
+                where,
+                text: describeDecision(got),
+                rcode: m.rcode,
+                records,
+                scope: ecs?.scopePrefixLength,
+                next: shuffles || gotNext,
+              }).toEqual({
+                where,
+                text: describeDecision(want),
+                rcode: want.kind === 'servfail' ? 'SERVFAIL' : 'NOERROR',
+                records: want.kind === 'answer' ? want.values.map((v) => v.replace(/\.$/, '')).sort() : [],
+                scope: prefix === undefined ? undefined : ctx.ecsScope,
+                next: shuffles || wantNext,
+              })
+              compared++
+            }
+          }
+          if (pass > 1) {
+            const node = answerer.table.nodes.get(svc.config.owner.key)!.service!
+            if (node.ready4.decisions.length > 0 && node.ready4.view === health.view(svc.zoneKey)) fromReady++
+          }
+        }
+      }
+    }
+    expect(compared).toBe(healthStates(zone).length * 3 * zone.services.length * CLIENTS.length * 2)
+    // Weighted draws, failover and the all-down modes answer from their nodes; geo, latency,
+    // sticky and the shuffled multivalue depend on the client and take the full path.
+    expect(fromReady).toBeGreaterThan(healthStates(zone).length * 2 * 8)
+  })
+
+  it('are made again after a geo database reload', () => {
+    // `failover` (pure steps, no client bit) answers from its node; the fake geo data says nothing
+    // about it, so the check is that a new generation makes a new Ready, not a different answer.
+    let generation = 0
+    const fake: GeoLookup = {
+      lookup: (address: string) => geo.lookup(address),
+      get generation() {
+        return generation
+      },
+    }
+    const answerer = new Answerer({ geo: fake })
+    answerer.table = buildTable([zone])
+    const packet = packetFor('failover.gslb.example', T.A, undefined)
+    const node = answerer.table.nodes.get(parseName('failover.gslb.example.').key)!.service!
+    answerer.answer(packet, 'udp', '198.51.100.7')
+    const first = node.ready4
+    expect(first.decisions.length).toBe(1)
+    answerer.answer(packet, 'udp', '198.51.100.7')
+    expect(node.ready4).toBe(first)
+    generation++
+    answerer.answer(packet, 'udp', '198.51.100.7')
+    expect(node.ready4).not.toBe(first)
+    expect(node.ready4.geoGeneration).toBe(1)
+  })
+})
+
 describe('shuffled multivalue answers', () => {
   it('answer the same records in every order, from one template', () => {
     const answerer = new Answerer({ geo })
