@@ -72,12 +72,13 @@ export type Decision =
 type Answer = AnswerDecision
 
 /**
- * What a node answers for one query type while that does not depend on the client, made ahead
- * under one health view and geo state (`CompiledService.ready`): the decisions a query can get,
+ * What a node answers for one query type, made ahead under one health view and geo state
+ * (`CompiledService.ready`) from what the service's caches hold: the decisions a query can get,
  * their response templates for this node, and the running weight sums to draw one with (`total`
  * 0: the one decision). On a zone set of 10k services the query path's time went into following
- * pointers (service, draw table, sums, decision, template: a cache miss each, ~250 ns on the bench
- * machine); from the node, this is one object and arrays read side by side.
+ * pointers (service, prefix cache, its Map, draw table, sums, decision, template: a cache miss
+ * each, ~250 ns on the bench machine); from the node, this is one object (two for a chain that
+ * depends on the client) and arrays read side by side.
  */
 export interface Ready {
   /** What it was made under; a query under another view or geo state takes the full path. */
@@ -86,22 +87,35 @@ export interface Ready {
   readonly geoGeneration: number
   /**
    * The clients it holds for: ANY_CLIENT (the chain looks at no client), KEY_V4 or KEY_V6 (its
-   * pure steps depended on no client bit for a known client of that family), or NO_CLIENT (it
-   * depends on the client: the full path, which caches per client prefix).
+   * pure steps depended on no client bit for a known client of that family), BY_CLIENT (the
+   * answer depends on the client: `clients` holds one Ready per IPv4 client prefix seen), or
+   * NO_CLIENT (the full path for every query of this view: random steps, or no cacheable answer).
    */
   readonly family: number
+  /** The client bits the answer depended on, replayed into the context for the ECS scope. */
+  readonly scope: number
   readonly total: number
   readonly sums: readonly number[]
   readonly decisions: readonly Decision[]
   readonly templates: readonly Template[]
+  /** BY_CLIENT: per IPv4 client key (QueryContext.keyLo, the /24 and prefix length). */
+  readonly clients: Map<number, Ready> | undefined
 }
 
 const ANY_CLIENT = -1
 const NO_CLIENT = -2
+const BY_CLIENT = -3
 /** readyIndex: the Ready does not hold for this query, but is current (no need to make another). */
 export const READY_MISS = -1
 /** readyIndex: the Ready was made under another health view or geo state: make another. */
 export const READY_STALE = -2
+/** readyIndex: the answer depends on the client; see `clientReady`. */
+export const READY_BY_CLIENT = -3
+/** clientReady found none for this client yet: `CompiledService.ready` adds it after the full path. */
+export const READY_NEW_CLIENT = -4
+
+/** Client prefixes kept per node and query type; more clears them (the full path still caches). */
+const MAX_READY_CLIENTS = 4096
 
 const NO_SUMS: readonly number[] = Object.freeze([])
 
@@ -110,25 +124,19 @@ function makeReady(
   view: HealthView | undefined,
   geo: GeoLookup | undefined,
   family: number,
+  scope: number,
   total: number,
   sums: readonly number[],
   decisions: readonly Decision[],
   templates: readonly Template[],
+  clients: Map<number, Ready> | undefined,
 ): Ready {
-  return {
-    view,
-    geo,
-    geoGeneration: geo === undefined ? -1 : (geo.generation ?? 0),
-    family,
-    total,
-    sums,
-    decisions,
-    templates,
-  }
+  const geoGeneration = geo === undefined ? -1 : (geo.generation ?? 0)
+  return { view, geo, geoGeneration, family, scope, total, sums, decisions, templates, clients }
 }
 
 /** A node's Ready before its first query: matches no view. */
-const NOT_READY: Ready = Object.freeze(makeReady(undefined, undefined, NO_CLIENT, 0, NO_SUMS, [], []))
+const NOT_READY: Ready = Object.freeze(makeReady(undefined, undefined, NO_CLIENT, 0, 0, NO_SUMS, [], [], undefined))
 
 /** The query-path handle of a service at one name (exact owner or wildcard). */
 export class ServiceNode {
@@ -161,21 +169,43 @@ export class ServiceNode {
 }
 
 /**
- * Which of `r`'s decisions this query gets (drawing one when it has several), READY_STALE when `r`
- * was made under another view or geo state, READY_MISS when it is current but not for this
- * client. `ctx` is reset for the query with `view`, the zone's current health view.
+ * Which of `r`'s decisions this query gets (drawing one when it has several), or what to do
+ * instead: READY_STALE when `r` was made under another view or geo state, READY_MISS when it is
+ * current but not for this client, READY_BY_CLIENT when the client's own Ready decides
+ * (`clientReady`). `ctx` is reset for the query with `view`, the zone's current health view.
  */
 export function readyIndex(r: Ready, view: HealthView, ctx: CacheableContext): number {
   const geo = ctx.geoDatabase
   if (r.view !== view || r.geo !== geo || (geo !== undefined && r.geoGeneration !== (geo.generation ?? 0)))
     return READY_STALE
-  if (r.family !== ANY_CLIENT) {
-    if (r.family === NO_CLIENT) return READY_MISS
+  const family = r.family
+  if (family !== ANY_CLIENT) {
+    if (family === NO_CLIENT) return READY_MISS
+    if (family === BY_CLIENT) return READY_BY_CLIENT
     ctx.computeKey()
-    if (ctx.keyFamily !== r.family) return READY_MISS
+    if (ctx.keyFamily !== family) return READY_MISS
   }
-  if (r.total === 0) return 0
-  // The same draw as drawFrom's (and the weighted step's): one random number against the sums.
+  return drawIndex(r, ctx)
+}
+
+/**
+ * The Ready of the query's client in a BY_CLIENT Ready (its scope replayed into `ctx`); undefined
+ * for an IPv4 client that has none yet (READY_NEW_CLIENT), a NO_CLIENT Ready for any other client.
+ */
+export function clientReady(r: Ready, ctx: CacheableContext): Ready | undefined {
+  ctx.computeKey()
+  if (ctx.keyFamily !== KEY_V4) return NOT_READY
+  const c = r.clients!.get(ctx.keyLo)
+  if (c !== undefined) ctx.scope(c.scope)
+  return c
+}
+
+/**
+ * One decision of a current Ready for this client: the same draw as drawFrom's (and the weighted
+ * step's) when it has several; READY_MISS for a NO_CLIENT one.
+ */
+export function drawIndex(r: Ready, ctx: PolicyContext): number {
+  if (r.total === 0) return r.family === NO_CLIENT ? READY_MISS : 0
   const target = ctx.random() * r.total
   const sums = r.sums
   for (let i = 0; i < sums.length; i++) if (target < sums[i]!) return i
@@ -437,40 +467,98 @@ export class CompiledService {
    * `node`'s Ready for `qtype` (A or AAAA) under `ctx`'s view and geo state, made from what
    * `decideCached` just cached for the same query and context: the draw table or decision it
    * found for a client-independent chain (no pure step, or pure steps whose result for this
-   * client's family depended on no client bit), else a Ready that sends every query of this view
-   * down the full path.
+   * client's family depended on no client bit); for a chain that depends on the client, `prev`
+   * (when it is this view's BY_CLIENT Ready) or a new one, with this IPv4 client's added; else a
+   * Ready that sends every query of this view down the full path.
    */
-  ready(node: ServiceNode, qtype: number, ctx: CacheableContext): Ready {
+  ready(node: ServiceNode, qtype: number, ctx: CacheableContext, prev: Ready): Ready {
     const six = qtype === T.AAAA
     const view = ctx.health
     const geo = ctx.geoDatabase
-    let family = ANY_CLIENT
-    let draw: DrawTable | undefined
-    let decision: Decision | undefined
-    if ((six ? this.#forAAAA : this.#forA).length === 0) decision = NODATA
-    else if (ctx.health !== this.#view) decision = undefined
-    else if (this.#pure === 0) draw = this.#drawLast ? this.#draws?.[six ? 1 : 0] : undefined
-    else {
-      ctx.computeKey()
-      family = ctx.keyFamily
-      const cache = this.#prefix?.[six ? 1 : 0]
-      const entry = family === KEY_V4 ? cache?.global4 : family === KEY_V6 ? cache?.global6 : undefined
-      if (entry !== undefined && this.#pure === this.steps.length) decision = entry.decision
-      else if (entry !== undefined && this.#drawLast) draw = entry.draw
+    if ((six ? this.#forAAAA : this.#forA).length === 0)
+      return this.#readyOf(node, qtype, view, geo, ANY_CLIENT, 0, NODATA, undefined)
+    if (view !== this.#view) return this.#notReady(view, geo)
+    if (this.#pure === 0) {
+      const draw = this.#drawLast ? this.#draws?.[six ? 1 : 0] : undefined
+      return this.#readyOf(node, qtype, view, geo, ANY_CLIENT, 0, undefined, draw)
     }
-    if (draw?.none !== undefined) decision = draw.none
-    else if (draw !== undefined) {
+    const cache = this.#prefix?.[six ? 1 : 0]
+    ctx.computeKey()
+    const family = ctx.keyFamily
+    const global = family === KEY_V4 ? cache?.global4 : family === KEY_V6 ? cache?.global6 : undefined
+    if (global !== undefined) return this.#readyOfEntry(node, qtype, view, geo, family, global)
+    // Per client: only when what a prefix entry holds is the whole answer (pure to the end, or
+    // pure steps and a draw); a random step after them runs per query on the full path anyway.
+    if (cache === undefined || (this.#pure < this.steps.length && !this.#drawLast)) return this.#notReady(view, geo)
+    const byClient =
+      prev.family === BY_CLIENT &&
+      prev.view === view &&
+      prev.geo === geo &&
+      prev.geoGeneration === (geo?.generation ?? 0)
+        ? prev
+        : makeReady(view, geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], new Map())
+    // Only an entry cached under this client's key (one whose scope fits the /24 key); IPv6 and
+    // unknown clients take the full path.
+    const entry = family === KEY_V4 ? cache.get(ctx) : undefined
+    if (entry === undefined) return byClient
+    const clients = byClient.clients!
+    if (clients.size >= MAX_READY_CLIENTS) clients.clear()
+    // Kept also when NO_CLIENT (e.g. SERVFAIL, which has no template): this client then takes the
+    // full path without this being made again.
+    clients.set(ctx.keyLo, this.#readyOfEntry(node, qtype, view, geo, KEY_V4, entry))
+    return byClient
+  }
+
+  #readyOfEntry(
+    node: ServiceNode,
+    qtype: number,
+    view: HealthView,
+    geo: GeoLookup | undefined,
+    family: number,
+    entry: PrefixEntry,
+  ): Ready {
+    if (this.#pure === this.steps.length)
+      return this.#readyOf(node, qtype, view, geo, family, entry.scope, entry.decision, undefined)
+    return this.#readyOf(
+      node,
+      qtype,
+      view,
+      geo,
+      family,
+      entry.scope,
+      undefined,
+      this.#drawLast ? entry.draw : undefined,
+    )
+  }
+
+  /** A Ready of `decision`, or of `draw` when given; NO_CLIENT when neither is, or one has no template. */
+  #readyOf(
+    node: ServiceNode,
+    qtype: number,
+    view: HealthView,
+    geo: GeoLookup | undefined,
+    family: number,
+    scope: number,
+    decision: Decision | undefined,
+    draw: DrawTable | undefined,
+  ): Ready {
+    if (draw !== undefined && draw.none === undefined) {
       const templates: Template[] = []
       for (const d of draw.decisions) {
         const t = this.template(node, qtype, d)
-        if (t === undefined) return makeReady(view, geo, NO_CLIENT, 0, NO_SUMS, [], [])
+        if (t === undefined) return this.#notReady(view, geo)
         templates.push(t)
       }
-      return makeReady(view, geo, family, draw.total, draw.sums, draw.decisions, templates)
+      return makeReady(view, geo, family, scope, draw.total, draw.sums, draw.decisions, templates, undefined)
     }
-    const t = decision === undefined ? undefined : this.template(node, qtype, decision)
-    if (decision === undefined || t === undefined) return makeReady(view, geo, NO_CLIENT, 0, NO_SUMS, [], [])
-    return makeReady(view, geo, family, 0, NO_SUMS, [decision], [t])
+    const d = draw?.none ?? decision
+    const t = d === undefined ? undefined : this.template(node, qtype, d)
+    if (d === undefined || t === undefined) return this.#notReady(view, geo)
+    return makeReady(view, geo, family, scope, 0, NO_SUMS, [d], [t], undefined)
+  }
+
+  #notReady(view: HealthView, geo: GeoLookup | undefined): Ready {
+    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, [], [], undefined)
   }
 
   /** The chain's last step (a `draw`) over `list`, done ahead for the current view (DrawTable). */

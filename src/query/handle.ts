@@ -13,8 +13,12 @@ import { RCODE, T } from '../dns/types.ts'
 import { HealthStore } from '../health/state.ts'
 import {
   type CompiledService,
+  clientReady,
   type Decision,
+  drawIndex,
+  READY_BY_CLIENT,
   READY_MISS,
+  READY_NEW_CLIENT,
   READY_STALE,
   readyIndex,
   type ServiceNode,
@@ -156,8 +160,12 @@ export class Answerer {
       const qt = q.qtype
       // A and AAAA first try what the node made ahead (policy/service Ready): no service object,
       // chain or cache walked. ANY is answered as A but carries its own question: the full path.
-      const ready = qt === T.A ? node.ready4 : qt === T.AAAA ? node.ready6 : undefined
-      const i = ready === undefined ? READY_MISS : readyIndex(ready, view, ctx)
+      let ready = qt === T.A ? node.ready4 : qt === T.AAAA ? node.ready6 : undefined
+      let i = ready === undefined ? READY_MISS : readyIndex(ready, view, ctx)
+      if (i === READY_BY_CLIENT) {
+        ready = clientReady(ready!, ctx)
+        i = ready === undefined ? READY_NEW_CLIENT : drawIndex(ready, ctx)
+      }
       let decision: Decision
       let tpl: Template | undefined
       if (i >= 0) {
@@ -167,9 +175,9 @@ export class Answerer {
         const svc = node.service
         decision = svc.decideCached(qt === T.AAAA ? T.AAAA : T.A, ctx)
         tpl = svc.template(node, qt, decision)
-        if (i === READY_STALE) {
-          if (qt === T.A) node.ready4 = svc.ready(node, qt, ctx)
-          else node.ready6 = svc.ready(node, qt, ctx)
+        if (i === READY_STALE || i === READY_NEW_CLIENT) {
+          if (qt === T.A) node.ready4 = svc.ready(node, qt, ctx, node.ready4)
+          else node.ready6 = svc.ready(node, qt, ctx, node.ready6)
         }
       }
       const o = this.#outcome

@@ -311,6 +311,7 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
     answerer.table = buildTable([zone])
     const ctx = new QueryContext(geo)
     let fromReady = 0
+    const byClient = new Set<string>()
     let compared = 0
     let seed = 1
     for (const [label, health] of healthStates(zone)) {
@@ -343,7 +344,7 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
               expect({
                 where,
                 text: describeDecision(got),
-                rcode: m.rcode,
+                rcode: (m as { rcode?: string }).rcode,
                 records,
                 scope: ecs?.scopePrefixLength,
                 next: shuffles || gotNext,
@@ -359,16 +360,19 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
             }
           }
           if (pass > 1) {
-            const node = answerer.table.nodes.get(svc.config.owner.key)!.service!
-            if (node.ready4.decisions.length > 0 && node.ready4.view === health.view(svc.zoneKey)) fromReady++
+            const r = answerer.table.nodes.get(svc.config.owner.key)!.service!.ready4
+            if (r.view === store.current.view(svc.zoneKey) && r.decisions.length > 0) fromReady++
+            if (r.view === store.current.view(svc.zoneKey) && (r.clients?.size ?? 0) > 0)
+              byClient.add(nameToString(svc.config.owner))
           }
         }
       }
     }
     expect(compared).toBe(healthStates(zone).length * 3 * zone.services.length * CLIENTS.length * 2)
     // Weighted draws, failover and the all-down modes answer from their nodes; geo, latency,
-    // sticky and the shuffled multivalue depend on the client and take the full path.
+    // proximity and sticky from their IPv4 clients' Readys; the shuffled multivalue takes the full path.
     expect(fromReady).toBeGreaterThan(healthStates(zone).length * 2 * 8)
+    expect([...byClient].sort()).toEqual(['geo', 'latency', 'nearest', 'sticky'].map((n) => `${n}.gslb.example.`))
   })
 
   it('are made again after a geo database reload', () => {
