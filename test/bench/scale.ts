@@ -6,7 +6,7 @@
  *   node test/bench/scale.ts [--records 100000] [--services 10000] [--endpoints 50000] [--json]
  *                            [--seconds 10] [--warmup 3] [--no-small] [--no-reload]
  *                            [--reload-via watch|sighup] [--settle-ms 5000]
- *                            [--keep DIR] [--no-pin] [--by-kind]
+ *                            [--keep DIR] [--no-pin] [--by-kind [--rounds N]]
  *
  * 1. Generates the zone set into a temp dir (layout: test/bench/scale/generate.ts): static records
  *    in 4 master files, services and endpoints in 10 gslb YAML files, documentation addresses only,
@@ -79,7 +79,10 @@ const USAGE = `Usage: node test/bench/scale.ts [options]   (npm run bench:scale 
                      JSON log to DIR/server-PORT.out.log)
   --by-kind          also run dnsperf per chain kind (weighted, geo, failover, latency, sticky,
                      multivalue): the big set's services of that kind against the small set's
-                     service of the same kind, and print their ratios (12 more dnsperf runs)
+                     service of the same kind, and print their ratios (12 more dnsperf runs).
+                     Both servers run meanwhile and each kind's big and small runs alternate
+  --rounds N         with --by-kind: repeat the alternating runs N times (default 1) and print
+                     the median of the per-round ratios
   --json             print the results as JSON
 `
 
@@ -99,6 +102,7 @@ interface Options {
   readonly nodeFlags: readonly string[]
   readonly serveFlags: readonly string[]
   readonly byKind: boolean
+  readonly rounds: number
 }
 
 function intFlag(v: string | undefined, name: string, dflt: number, min: number, max: number): number {
@@ -128,6 +132,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'serve-flags': { type: 'string' },
       json: { type: 'boolean' },
       'by-kind': { type: 'boolean' },
+      rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -151,6 +156,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     nodeFlags: (values['node-flags'] ?? '').split(' ').filter((f) => f !== ''),
     serveFlags: (values['serve-flags'] ?? '').split(' ').filter((f) => f !== ''),
     byKind: values['by-kind'] ?? false,
+    rounds: intFlag(values.rounds, 'rounds', 1, 1, 20),
   }
 }
 
@@ -672,6 +678,12 @@ const relative = (ms: number): string => `${f0(Math.abs(ms))} ms ${ms < 0 ? 'bef
 const secs = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`
 const f2 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2))
 
+function median(values: readonly number[]): number {
+  const v = [...values].sort((a, b) => a - b)
+  const mid = v.length >> 1
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2
+}
+
 function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (c: string[]): string =>
@@ -722,6 +734,20 @@ async function main(argv: string[]): Promise<number> {
 
   const commands: string[] = []
   const perf: Perf[] = []
+  const startSmall = async (): Promise<Server> => {
+    const small = startServer(SMALL_ZONES, await freePort(), serverCpu, [], opts.nodeFlags)
+    commands.push(small.command)
+    await waitCorrect(small, 'www.bench.example.', '192.0.2.10', 'weighted.gslb.bench.example.', 30_000)
+    return small
+  }
+  /** The small zones' static and every-service runs. */
+  const smallRuns = async (small: Server): Promise<void> => {
+    perf.push(await dnsperf('small: static A', small, q['smallStatic']!, '$Q/smallStatic.txt', opts, clientCpu))
+    say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+    const every = 'small: GSLB, 6 services + ECS'
+    perf.push(await dnsperf(every, small, q['smallGslb']!, '$Q/smallGslb.txt', opts, clientCpu, ECS_UK.hex))
+    say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+  }
   let load: Record<string, number | undefined> = {}
   let memAfterLoad = { rssMb: Number.NaN, hwmMb: Number.NaN }
   let memAfterPerf = { rssMb: Number.NaN, hwmMb: Number.NaN }
@@ -765,13 +791,29 @@ async function main(argv: string[]): Promise<number> {
         ),
       )
       say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
-      if (opts.byKind) {
-        for (const kind of CHAIN_KINDS) {
-          const key = `bigGslb-${kind}`
-          perf.push(
-            await dnsperf(`big: GSLB ${kind} + ECS`, big, q[key]!, `$Q/${key}.txt`, opts, clientCpu, ECS_UK.hex),
-          )
-          say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+      // By kind, next to the small zones: both servers run (pinned to the same CPU, one idle while
+      // the other answers) and each kind's big and small runs alternate, so a slow spell of this
+      // shared machine shows in both sides of a ratio rather than in one.
+      if (opts.byKind && opts.small) {
+        const small = await startSmall()
+        try {
+          for (let round = 1; round <= opts.rounds; round++) {
+            const suffix = opts.rounds > 1 ? ` (round ${round})` : ''
+            for (const kind of CHAIN_KINDS) {
+              for (const [side, s] of [
+                ['big', big],
+                ['small', small],
+              ] as const) {
+                const key = `${side}Gslb-${kind}`
+                const label = `${side}: GSLB ${kind} + ECS${suffix}`
+                perf.push(await dnsperf(label, s, q[key]!, `$Q/${key}.txt`, opts, clientCpu, ECS_UK.hex))
+                say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
+              }
+            }
+          }
+          await smallRuns(small)
+        } finally {
+          await stop(small.child)
         }
       }
       memAfterPerf = memory(big.pid)
@@ -791,33 +833,10 @@ async function main(argv: string[]): Promise<number> {
       await stop(big.child)
       if (big.child.exitCode !== 0 && big.stderr()) say(`server stderr:\n${big.stderr().slice(0, 4000)}`)
     }
-    if (opts.small) {
-      const small = startServer(SMALL_ZONES, await freePort(), serverCpu, [], opts.nodeFlags)
-      commands.push(small.command)
+    if (opts.small && !opts.byKind) {
+      const small = await startSmall()
       try {
-        await waitCorrect(small, 'www.bench.example.', '192.0.2.10', 'weighted.gslb.bench.example.', 30_000)
-        perf.push(await dnsperf('small: static A', small, q['smallStatic']!, '$Q/smallStatic.txt', opts, clientCpu))
-        say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
-        perf.push(
-          await dnsperf(
-            'small: GSLB, 6 services + ECS',
-            small,
-            q['smallGslb']!,
-            '$Q/smallGslb.txt',
-            opts,
-            clientCpu,
-            ECS_UK.hex,
-          ),
-        )
-        say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
-        if (opts.byKind) {
-          for (const kind of CHAIN_KINDS) {
-            const key = `smallGslb-${kind}`
-            const label = `small: GSLB ${kind} + ECS`
-            perf.push(await dnsperf(label, small, q[key]!, `$Q/${key}.txt`, opts, clientCpu, ECS_UK.hex))
-            say(`  ${perf.at(-1)!.label}: ${f0(perf.at(-1)!.qps)} qps`)
-          }
-        }
+        await smallRuns(small)
       } finally {
         await stop(small.child)
       }
@@ -881,24 +900,39 @@ async function main(argv: string[]): Promise<number> {
       perf.map((p) => [p.label, f0(p.qps), `${f2(p.lostPct)}%`, f2(p.avgMs), f1(p.maxMs), f2(p.usPerQuery), p.rcodes]),
     ),
   )
+  // Per kind: the median over rounds of each side and of the per-round ratios (each round's big and
+  // small runs were back to back).
   const byKind = CHAIN_KINDS.flatMap((kind) => {
-    const big = perf.find((p) => p.label === `big: GSLB ${kind} + ECS`)
-    const small = perf.find((p) => p.label === `small: GSLB ${kind} + ECS`)
-    return big && small ? [{ kind, big, small }] : []
+    const side = (name: string): Perf[] => perf.filter((p) => p.label.startsWith(`${name}: GSLB ${kind} + ECS`))
+    const big = side('big')
+    const small = side('small')
+    return big.length > 0 && big.length === small.length ? [{ kind, big, small }] : []
   })
   if (byKind.length > 0) {
+    const rounds = byKind[0]!.big.length
     o.push('')
     o.push(
       table(
-        ['chain kind', 'big qps', 'small qps', 'big / small qps', 'µs/query big', 'µs/query small'],
-        byKind.map(({ kind, big, small }) => [
-          kind,
-          f0(big.qps),
-          f0(small.qps),
-          `${f2(big.qps / small.qps)}x`,
-          f2(big.usPerQuery),
-          f2(small.usPerQuery),
-        ]),
+        [
+          'chain kind',
+          'big qps',
+          'small qps',
+          rounds > 1 ? `big / small qps (median; ${rounds} rounds)` : 'big / small qps',
+          'µs/query big',
+          'µs/query small',
+        ],
+        byKind.map(({ kind, big, small }) => {
+          const ratios = big.map((b, i) => b.qps / small[i]!.qps)
+          const each = rounds > 1 ? ` (${ratios.map((r) => f2(r)).join(', ')})` : ''
+          return [
+            kind,
+            f0(median(big.map((p) => p.qps))),
+            f0(median(small.map((p) => p.qps))),
+            `${f2(median(ratios))}x${each}`,
+            f2(median(big.map((p) => p.usPerQuery))),
+            f2(median(small.map((p) => p.usPerQuery))),
+          ]
+        }),
       ),
     )
   }
