@@ -141,6 +141,8 @@ interface AnswerCounters {
 
 /** Answers counted but not yet folded into pools and endpoints, at most; past it, fold at once. */
 const MAX_PENDING = 65_536
+/** Service answers counted per batch (QueryCounters.#drain). */
+const RECENT = 1024
 
 /** Decisions of one service, per answering pool ("" when no endpoint answered). */
 interface ServiceCounts {
@@ -204,6 +206,10 @@ export class QueryCounters {
   readonly #byAnswer = new WeakMap<Decision, AnswerCounters>()
   /** Counters with a `pending` count, each once. */
   #pending: AnswerCounters[] = []
+  /** The service answers of the last queries, not yet attributed to their counters (#drain). */
+  readonly #recentServices: (CompiledService | undefined)[] = new Array(RECENT).fill(undefined)
+  readonly #recentDecisions: (Decision | undefined)[] = new Array(RECENT).fill(undefined)
+  #recent = 0
   /** Zone resolution for names that are not a node of the table, rebuilt when the table changes. */
   #table: ZoneTable | undefined
   #byZone = new Map<CompiledZone, ZoneCounts>()
@@ -227,7 +233,15 @@ export class QueryCounters {
     const o = a.lastOutcome
     let zone: ZoneCounts
     if (o.query === query && o.service !== undefined && o.decision !== undefined) {
-      zone = this.#decided(o.service, o.decision)
+      // Which answer it was is counted later, in a batch (#drain): on a large zone set the
+      // decision and its counters are two cache misses that a query would otherwise wait for in
+      // turn, and that a loop over a batch overlaps. The zone is known from the service's node.
+      const n = this.#recent
+      this.#recentServices[n] = o.service
+      this.#recentDecisions[n] = o.decision
+      this.#recent = n + 1
+      if (n + 1 === RECENT) this.#drain()
+      zone = this.#zones.get(o.zoneKey) ?? this.#zone(o.zoneKey)
     } else if (!q.hasQuestion || rcode === RCODE.REFUSED || q.qclass !== CLASS_IN) {
       zone = this.#none
     } else {
@@ -278,8 +292,22 @@ export class QueryCounters {
     }
   }
 
+  /** Attributes the recent answers to their counters (see count). */
+  #drain(): void {
+    const services = this.#recentServices
+    const decisions = this.#recentDecisions
+    const n = this.#recent
+    this.#recent = 0
+    for (let i = 0; i < n; i++) {
+      this.#decided(services[i]!, decisions[i]!)
+      services[i] = undefined
+      decisions[i] = undefined
+    }
+  }
+
   /** Adds every pending answer count to its pool and endpoint counts (before they are read). */
   #fold(): void {
+    this.#drain()
     const list = this.#pending
     this.#pending = []
     for (const a of list) {

@@ -98,8 +98,16 @@ export interface Ready {
   readonly sums: readonly number[]
   readonly decisions: readonly Decision[]
   readonly templates: readonly Template[]
-  /** BY_CLIENT: per IPv4 client key (QueryContext.keyLo, the /24 and prefix length). */
-  readonly clients: Map<number, Ready> | undefined
+  /** A client's own Ready (in a BY_CLIENT one's `clients`): its key (QueryContext.keyLo); else -1. */
+  readonly clientKey: number
+  /**
+   * BY_CLIENT: the IPv4 clients' Readys by client key (the /24 and prefix length), an open
+   * addressing table (a power of two in size, at most half full) rather than a Map: one array
+   * read finds a client, where a Map reads its bucket, then its entry.
+   */
+  readonly clients: (Ready | undefined)[] | undefined
+  /** BY_CLIENT: how many `clients` holds. */
+  clientCount: number
 }
 
 const ANY_CLIENT = -1
@@ -114,8 +122,9 @@ export const READY_BY_CLIENT = -3
 /** clientReady found none for this client yet: `CompiledService.ready` adds it after the full path. */
 export const READY_NEW_CLIENT = -4
 
-/** Client prefixes kept per node and query type; more clears them (the full path still caches). */
+/** Client prefixes kept per node and query type; more starts afresh (the full path still caches). */
 const MAX_READY_CLIENTS = 4096
+const FIRST_CLIENT_SLOTS = 8
 
 const NO_SUMS: readonly number[] = Object.freeze([])
 
@@ -129,14 +138,59 @@ function makeReady(
   sums: readonly number[],
   decisions: readonly Decision[],
   templates: readonly Template[],
-  clients: Map<number, Ready> | undefined,
+  clientKey = -1,
+  clients: (Ready | undefined)[] | undefined = undefined,
 ): Ready {
   const geoGeneration = geo === undefined ? -1 : (geo.generation ?? 0)
-  return { view, geo, geoGeneration, family, scope, total, sums, decisions, templates, clients }
+  return {
+    view,
+    geo,
+    geoGeneration,
+    family,
+    scope,
+    total,
+    sums,
+    decisions,
+    templates,
+    clientKey,
+    clients,
+    clientCount: 0,
+  }
+}
+
+/** Where client `key` starts probing in a table of `mask + 1` slots (keys differ in the high bits). */
+function clientSlot(key: number, mask: number): number {
+  return (Math.imul(key, 0x9e3779b1) >>> 16) & mask
+}
+
+/** Puts `c` into BY_CLIENT `r`'s table, or into a new BY_CLIENT Ready with room; returns the one that holds it. */
+function addClient(r: Ready, c: Ready): Ready {
+  let into = r
+  const slots = r.clients!
+  if ((r.clientCount + 1) * 2 > slots.length) {
+    const size = slots.length * 2 > MAX_READY_CLIENTS * 2 ? FIRST_CLIENT_SLOTS : slots.length * 2
+    into = makeReady(r.view, r.geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], -1, new Array(size).fill(undefined))
+    if (size > slots.length) for (const old of slots) if (old !== undefined) putClient(into, old)
+  }
+  putClient(into, c)
+  return into
+}
+
+function putClient(r: Ready, c: Ready): void {
+  const slots = r.clients!
+  const mask = slots.length - 1
+  for (let i = clientSlot(c.clientKey, mask); ; i = (i + 1) & mask) {
+    const old = slots[i]
+    if (old === undefined || old.clientKey === c.clientKey) {
+      slots[i] = c
+      if (old === undefined) r.clientCount++
+      return
+    }
+  }
 }
 
 /** A node's Ready before its first query: matches no view. */
-const NOT_READY: Ready = Object.freeze(makeReady(undefined, undefined, NO_CLIENT, 0, 0, NO_SUMS, [], [], undefined))
+const NOT_READY: Ready = Object.freeze(makeReady(undefined, undefined, NO_CLIENT, 0, 0, NO_SUMS, [], []))
 
 /** The query-path handle of a service at one name (exact owner or wildcard). */
 export class ServiceNode {
@@ -195,9 +249,17 @@ export function readyIndex(r: Ready, view: HealthView, ctx: CacheableContext): n
 export function clientReady(r: Ready, ctx: CacheableContext): Ready | undefined {
   ctx.computeKey()
   if (ctx.keyFamily !== KEY_V4) return NOT_READY
-  const c = r.clients!.get(ctx.keyLo)
-  if (c !== undefined) ctx.scope(c.scope)
-  return c
+  const key = ctx.keyLo
+  const slots = r.clients!
+  const mask = slots.length - 1
+  for (let i = clientSlot(key, mask); ; i = (i + 1) & mask) {
+    const c = slots[i]
+    if (c === undefined) return undefined
+    if (c.clientKey === key) {
+      ctx.scope(c.scope)
+      return c
+    }
+  }
 }
 
 /**
@@ -496,17 +558,14 @@ export class CompiledService {
       prev.geo === geo &&
       prev.geoGeneration === (geo?.generation ?? 0)
         ? prev
-        : makeReady(view, geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], new Map())
+        : makeReady(view, geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], -1, new Array(FIRST_CLIENT_SLOTS).fill(undefined))
     // Only an entry cached under this client's key (one whose scope fits the /24 key); IPv6 and
     // unknown clients take the full path.
     const entry = family === KEY_V4 ? cache.get(ctx) : undefined
     if (entry === undefined) return byClient
-    const clients = byClient.clients!
-    if (clients.size >= MAX_READY_CLIENTS) clients.clear()
     // Kept also when NO_CLIENT (e.g. SERVFAIL, which has no template): this client then takes the
     // full path without this being made again.
-    clients.set(ctx.keyLo, this.#readyOfEntry(node, qtype, view, geo, KEY_V4, entry))
-    return byClient
+    return addClient(byClient, this.#readyOfEntry(node, qtype, view, geo, KEY_V4, entry, ctx.keyLo))
   }
 
   #readyOfEntry(
@@ -516,19 +575,12 @@ export class CompiledService {
     geo: GeoLookup | undefined,
     family: number,
     entry: PrefixEntry,
+    clientKey = -1,
   ): Ready {
-    if (this.#pure === this.steps.length)
-      return this.#readyOf(node, qtype, view, geo, family, entry.scope, entry.decision, undefined)
-    return this.#readyOf(
-      node,
-      qtype,
-      view,
-      geo,
-      family,
-      entry.scope,
-      undefined,
-      this.#drawLast ? entry.draw : undefined,
-    )
+    const pureChain = this.#pure === this.steps.length
+    const decision = pureChain ? entry.decision : undefined
+    const draw = !pureChain && this.#drawLast ? entry.draw : undefined
+    return this.#readyOf(node, qtype, view, geo, family, entry.scope, decision, draw, clientKey)
   }
 
   /** A Ready of `decision`, or of `draw` when given; NO_CLIENT when neither is, or one has no template. */
@@ -541,24 +593,25 @@ export class CompiledService {
     scope: number,
     decision: Decision | undefined,
     draw: DrawTable | undefined,
+    clientKey = -1,
   ): Ready {
     if (draw !== undefined && draw.none === undefined) {
       const templates: Template[] = []
       for (const d of draw.decisions) {
         const t = this.template(node, qtype, d)
-        if (t === undefined) return this.#notReady(view, geo)
+        if (t === undefined) return this.#notReady(view, geo, clientKey)
         templates.push(t)
       }
-      return makeReady(view, geo, family, scope, draw.total, draw.sums, draw.decisions, templates, undefined)
+      return makeReady(view, geo, family, scope, draw.total, draw.sums, draw.decisions, templates, clientKey)
     }
     const d = draw?.none ?? decision
     const t = d === undefined ? undefined : this.template(node, qtype, d)
-    if (d === undefined || t === undefined) return this.#notReady(view, geo)
-    return makeReady(view, geo, family, scope, 0, NO_SUMS, [d], [t], undefined)
+    if (d === undefined || t === undefined) return this.#notReady(view, geo, clientKey)
+    return makeReady(view, geo, family, scope, 0, NO_SUMS, [d], [t], clientKey)
   }
 
-  #notReady(view: HealthView, geo: GeoLookup | undefined): Ready {
-    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, [], [], undefined)
+  #notReady(view: HealthView, geo: GeoLookup | undefined, clientKey = -1): Ready {
+    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, [], [], clientKey)
   }
 
   /** The chain's last step (a `draw`) over `list`, done ahead for the current view (DrawTable). */

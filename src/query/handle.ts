@@ -59,6 +59,8 @@ export interface ServiceOutcome {
   /** The message the decision was made for; compare by identity with the message just answered. */
   readonly query: Buffer | undefined
   readonly service: CompiledService | undefined
+  /** The service's zone (its health state key). */
+  readonly zoneKey: string
   readonly decision: Decision | undefined
 }
 
@@ -74,6 +76,7 @@ export class Answerer {
   readonly #outcome: { -readonly [K in keyof ServiceOutcome]: ServiceOutcome[K] } = {
     query: undefined,
     service: undefined,
+    zoneKey: '',
     decision: undefined,
   }
   readonly #render: { -readonly [K in keyof RenderInput]: RenderInput[K] } = {
@@ -183,6 +186,7 @@ export class Answerer {
       const o = this.#outcome
       o.query = packet
       o.service = node.service
+      o.zoneKey = node.zoneKey
       o.decision = decision
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope

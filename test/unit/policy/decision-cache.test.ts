@@ -362,7 +362,7 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
           if (pass > 1) {
             const r = answerer.table.nodes.get(svc.config.owner.key)!.service!.ready4
             if (r.view === store.current.view(svc.zoneKey) && r.decisions.length > 0) fromReady++
-            if (r.view === store.current.view(svc.zoneKey) && (r.clients?.size ?? 0) > 0)
+            if (r.view === store.current.view(svc.zoneKey) && r.clientCount > 0)
               byClient.add(nameToString(svc.config.owner))
           }
         }
@@ -373,6 +373,35 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
     // proximity and sticky from their IPv4 clients' Readys; the shuffled multivalue takes the full path.
     expect(fromReady).toBeGreaterThan(healthStates(zone).length * 2 * 8)
     expect([...byClient].sort()).toEqual(['geo', 'latency', 'nearest', 'sticky'].map((n) => `${n}.gslb.example.`))
+  })
+
+  it('keep thousands of clients per node, and start afresh past the bound', () => {
+    const answerer = new Answerer({ geo })
+    answerer.table = buildTable([zone])
+    const svc = zone.services.find((s) => s.config.owner.key.startsWith('\x06sticky'))!
+    const node = answerer.table.nodes.get(svc.config.owner.key)!.service!
+    const ctx = new QueryContext(geo)
+    const subnet = (i: number): string => `10.${(i >> 8) & 0xff}.${i & 0xff}.0`
+    const answerFor = (i: number): string => {
+      const out = answerer.answer(packetFor('sticky.gslb.example', T.A, [subnet(i), 24]), 'udp', '127.0.0.1')!
+      return answerData(decode(out), 0)!
+    }
+    const want = (i: number): string => {
+      ctx.resetFor(clientFromText(subnet(i), 24)!, true, ALL_UP.view(svc.zoneKey))
+      const d = svc.decide(T.A, ctx)
+      return d.kind === 'answer' ? d.values[0]! : d.kind
+    }
+    let most = 0
+    for (let i = 0; i < 5000; i++) {
+      // The first query of a client takes the full path and makes its Ready; the second reads it.
+      expect([i, answerFor(i)]).toEqual([i, want(i)])
+      expect([i, answerFor(i)]).toEqual([i, want(i)])
+      most = Math.max(most, node.ready4.clientCount)
+      expect(node.ready4.clientCount * 2).toBeLessThanOrEqual(node.ready4.clients!.length)
+    }
+    expect(most).toBe(4096)
+    expect(node.ready4.clientCount).toBe(5000 - 4096)
+    for (const i of [0, 1, 4095, 4096, 4999]) expect([i, answerFor(i)]).toEqual([i, want(i)])
   })
 
   it('are made again after a geo database reload', () => {
