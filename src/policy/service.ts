@@ -96,8 +96,15 @@ export interface Ready {
   readonly scope: number
   readonly total: number
   readonly sums: readonly number[]
+  /**
+   * The one weight every drawable candidate has, when that is an integer (equal weights, the
+   * common case); else 0. The draw then divides instead of reading `sums`, a cache miss less.
+   */
+  readonly step: number
   readonly decisions: readonly Decision[]
   readonly templates: readonly Template[]
+  /** Whether a decision's records go out in random order (AnswerDecision.shuffle), for any of them. */
+  readonly shuffle: boolean
   /** A client's own Ready (in a BY_CLIENT one's `clients`): its key (QueryContext.keyLo); else -1. */
   readonly clientKey: number
   /**
@@ -142,6 +149,9 @@ function makeReady(
   clients: (Ready | undefined)[] | undefined = undefined,
 ): Ready {
   const geoGeneration = geo === undefined ? -1 : (geo.generation ?? 0)
+  const shuffle = decisions.some((d) => d.kind === 'answer' && d.shuffle)
+  const step =
+    sums.length > 0 && Number.isInteger(sums[0]) && sums.every((x, k) => x === (k + 1) * sums[0]!) ? sums[0]! : 0
   return {
     view,
     geo,
@@ -150,8 +160,10 @@ function makeReady(
     scope,
     total,
     sums,
+    step,
     decisions,
     templates,
+    shuffle,
     clientKey,
     clients,
     clientCount: 0,
@@ -269,6 +281,16 @@ export function clientReady(r: Ready, ctx: CacheableContext): Ready | undefined 
 export function drawIndex(r: Ready, ctx: PolicyContext): number {
   if (r.total === 0) return r.family === NO_CLIENT ? READY_MISS : 0
   const target = ctx.random() * r.total
+  const step = r.step
+  if (step > 0) {
+    // The scan's answer (the first i with target < (i + 1) * step), by division; i * step is
+    // exact for an integer step, so the two checks undo a quotient rounded across a boundary.
+    let i = Math.floor(target / step)
+    if (i * step > target) i--
+    else if ((i + 1) * step <= target) i++
+    const last = r.decisions.length - 1
+    return i < last ? i : last
+  }
   const sums = r.sums
   for (let i = 0; i < sums.length; i++) if (target < sums[i]!) return i
   return sums.length - 1

@@ -172,12 +172,15 @@ export class Answerer {
       let decision: Decision
       let tpl: Template | undefined
       if (i >= 0) {
+        // The decision object itself is not read here (the metrics read it later, in a batch).
         decision = ready!.decisions[i]!
         tpl = ready!.templates[i]!
+        shuffle = ready!.shuffle
       } else {
         const svc = node.service
         decision = svc.decideCached(qt === T.AAAA ? T.AAAA : T.A, ctx)
         tpl = svc.template(node, qt, decision)
+        shuffle = decision.kind === 'answer' && decision.shuffle
         if (i === READY_STALE || i === READY_NEW_CLIENT) {
           if (qt === T.A) node.ready4 = svc.ready(node, qt, ctx, node.ready4)
           else node.ready6 = svc.ready(node, qt, ctx, node.ready6)
@@ -190,7 +193,6 @@ export class Answerer {
       o.decision = decision
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope
-      shuffle = decision.kind === 'answer' && decision.shuffle
       t = tpl
     }
 

@@ -19,8 +19,8 @@ import { GeoDatabase } from '../../../src/geo/reader.ts'
 import { ALL_UP, HealthSnapshot, HealthStore } from '../../../src/health/state.ts'
 import { describeDecision } from '../../../src/policy/golden.ts'
 import { seededRandom } from '../../../src/policy/random.ts'
-import type { CompiledService, Decision } from '../../../src/policy/service.ts'
-import type { GeoInfo, Pool } from '../../../src/policy/types.ts'
+import { type CompiledService, type Decision, drawIndex, type Ready } from '../../../src/policy/service.ts'
+import type { GeoInfo, PolicyContext, Pool } from '../../../src/policy/types.ts'
 import { clientFromText, type GeoLookup, ipv4Value, QueryContext } from '../../../src/query/context.ts'
 import { Answerer } from '../../../src/query/handle.ts'
 import type { CompiledZone } from '../../../src/zone/compile.ts'
@@ -427,6 +427,40 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
     answerer.answer(packet, 'udp', '198.51.100.7')
     expect(node.ready4).not.toBe(first)
     expect(node.ready4.geoGeneration).toBe(1)
+  })
+})
+
+describe('drawing from a Ready', () => {
+  it('divides for equal integer weights and picks what the scan of the sums picks', () => {
+    const decisions = (n: number) => Array.from({ length: n }, () => ({ kind: 'servfail' }) as Decision)
+    const ready = (sums: number[], step: number): Ready => ({
+      ...({} as Ready),
+      family: -1,
+      total: sums.at(-1)!,
+      sums,
+      step,
+      decisions: decisions(sums.length),
+    })
+    let checked = 0
+    for (const n of [1, 2, 3, 5, 8]) {
+      for (const w of [1, 3, 7, 100]) {
+        const sums = Array.from({ length: n }, (_, k) => (k + 1) * w)
+        const randoms = [0, 0.5, 1 - Number.EPSILON / 2]
+        for (let k = 1; k < n; k++) {
+          // Exactly at each boundary and the doubles on either side of it.
+          const at = k / n
+          randoms.push(at, at - Number.EPSILON, at + Number.EPSILON, at * (1 - Number.EPSILON))
+        }
+        const random = seededRandom(n * 1000 + w)
+        for (let i = 0; i < 200; i++) randoms.push(random())
+        for (const x of randoms) {
+          const ctx = { random: () => x } as unknown as PolicyContext
+          expect([n, w, x, drawIndex(ready(sums, w), ctx)]).toEqual([n, w, x, drawIndex(ready(sums, 0), ctx)])
+          checked++
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(4000)
   })
 })
 
