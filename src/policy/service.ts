@@ -103,6 +103,12 @@ export interface Ready {
   readonly step: number
   readonly decisions: readonly Decision[]
   readonly templates: readonly Template[]
+  /**
+   * The first decision and template again, inline: a Ready of one decision (a pure chain, the
+   * commonest) is then read without its arrays.
+   */
+  readonly decision0: Decision | undefined
+  readonly template0: Template | undefined
   /** Whether a decision's records go out in random order (AnswerDecision.shuffle), for any of them. */
   readonly shuffle: boolean
   /** A client's own Ready (in a BY_CLIENT one's `clients`): its key (QueryContext.keyLo); else -1. */
@@ -163,6 +169,8 @@ function makeReady(
     step,
     decisions,
     templates,
+    decision0: decisions[0],
+    template0: templates[0],
     shuffle,
     clientKey,
     clients,

@@ -173,8 +173,8 @@ export class Answerer {
       let tpl: Template | undefined
       if (i >= 0) {
         // The decision object itself is not read here (the metrics read it later, in a batch).
-        decision = ready!.decisions[i]!
-        tpl = ready!.templates[i]!
+        decision = i === 0 ? ready!.decision0! : ready!.decisions[i]!
+        tpl = i === 0 ? ready!.template0! : ready!.templates[i]!
         shuffle = ready!.shuffle
       } else {
         const svc = node.service
