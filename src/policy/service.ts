@@ -2,8 +2,10 @@
  * @module policy/service
  * A load-balanced name at query time: run the policy chain over the endpoints that can answer the
  * query type, apply the all-down mode when nothing healthy is left, pick the TTL, and hand back a
- * response template. Templates are cached per (type, TTL, endpoint set), so once the common
- * decisions have been seen a query costs the chain plus one Map lookup and a byte copy.
+ * response template. Templates are cached per (type, TTL, endpoint set), and each service node
+ * keeps what it answers made ahead (`Ready`), so once the common decisions have been seen a query
+ * reads the node, its Ready and a template, and copies bytes (policy/README.md, "Query-time
+ * caching").
  */
 
 import type { AllDownMode, ServiceConfig } from '../config/gslb-file.ts'
