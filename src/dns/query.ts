@@ -35,6 +35,8 @@ export class Query {
   qnameLen = 0
   /** Lowercased wire form of the question name as latin1: the zone lookup key. */
   key = ''
+  /** `nameHash(key)`, computed while the name is read (zone/table's index by hash). */
+  hash = 0
   /** Offsets into `key` where each label starts; `labelCount` entries are valid. */
   readonly labelOffsets = new Int32Array(MAX_LABELS)
   labelCount = 0
@@ -59,6 +61,7 @@ export class Query {
   reset(): void {
     this.qnameLen = 0
     this.key = ''
+    this.hash = 0
     this.labelCount = 0
     this.qtype = 0
     this.qclass = 0
@@ -111,6 +114,23 @@ function skipName(buf: Buffer, offset: number): number {
   }
 }
 
+const HASH_SEED = 0x811c9dc5
+const HASH_PRIME = 0x01000193
+/** 30 bits: a small integer in V8 on every platform, so a Map keyed by it never boxes. */
+const HASH_MASK = 0x3fffffff
+
+/**
+ * FNV-1a over a lookup key (the lowercased wire name as latin1, as `Query.key`), the same value
+ * `parseQuery` computes into `Query.hash` from the packet's bytes; the closing root label counts
+ * as the final step.
+ */
+export function nameHash(key: string): number {
+  let h = HASH_SEED
+  // The key ends with the root label's 0, which the parse loop stops at without hashing.
+  for (let i = 0; i < key.length - 1; i++) h = Math.imul(h ^ key.charCodeAt(i), HASH_PRIME)
+  return Math.imul(h, HASH_PRIME) & HASH_MASK
+}
+
 /** Latin1 text of buf[start..end) with only A-Z folded (toLowerCase would also fold latin1 letters). */
 function foldAscii(buf: Buffer, start: number, end: number): string {
   let key = ''
@@ -145,6 +165,7 @@ export function parseQuery(buf: Buffer, q: Query): ParseResult {
     // look like letters); only ASCII letters fold (RFC 4343), hence the byte scan for case.
     let upper = false
     let high = false
+    let h = HASH_SEED
     for (;;) {
       if (i >= buf.length) return bad
       const len = buf[i]!
@@ -152,13 +173,18 @@ export function parseQuery(buf: Buffer, q: Query): ParseResult {
       if (len > 63 || q.labelCount >= MAX_LABELS) return bad
       if (i + len + 1 >= buf.length) return bad
       q.labelOffsets[q.labelCount++] = i - 12
+      h = Math.imul(h ^ len, HASH_PRIME)
       for (let j = i + 1; j <= i + len; j++) {
-        const c = buf[j]!
-        if (c >= 0x41 && c <= 0x5a) upper = true
-        else if (c >= 0x80) high = true
+        let c = buf[j]!
+        if (c >= 0x41 && c <= 0x5a) {
+          upper = true
+          c |= 0x20
+        } else if (c >= 0x80) high = true
+        h = Math.imul(h ^ c, HASH_PRIME)
       }
       i += len + 1
     }
+    q.hash = Math.imul(h, HASH_PRIME) & HASH_MASK
     i += 1
     q.qnameLen = i - 12
     if (q.qnameLen > 255 || i + 4 > buf.length) return bad

@@ -44,6 +44,7 @@ import type { TcpStats } from '../server/tcp.ts'
 import type { UdpStats } from '../server/udp.ts'
 import { splitTargetId, type TargetId } from '../state/types.ts'
 import type { CompiledZone } from '../zone/compile.ts'
+import type { AnswerNode } from '../zone/node.ts'
 import type { ZoneTable } from '../zone/table.ts'
 import { CLASS_IN } from '../zone/types.ts'
 
@@ -245,7 +246,7 @@ export class QueryCounters {
     } else if (!q.hasQuestion || rcode === RCODE.REFUSED || q.qclass !== CLASS_IN) {
       zone = this.#none
     } else {
-      zone = this.#zoneOf(q, a.table, rcode)
+      zone = this.#zoneOf(q, a.table, rcode, a.exactNode(query))
     }
     const qt = q.hasQuestion ? QTYPE_INDEX[q.qtype]! : QTYPE_NONE
     zone.queries[(qt * NR + rcodeIndex(rcode)) * 2 + t]!++
@@ -380,10 +381,11 @@ export class QueryCounters {
    * zone of the name's node when it has one (the table gives names below a served child zone to
    * that child alone).
    */
-  #zoneOf(q: Query, table: ZoneTable, rcode: number): ZoneCounts {
+  #zoneOf(q: Query, table: ZoneTable, rcode: number, exact: AnswerNode | undefined): ZoneCounts {
     if (table !== this.#table) this.#index(table)
-    // Fast path for names that exist: the lookup already hashed q.key, so this one is cheap.
+    // Fast path for names that exist: the node the answer came from, or a lookup by key.
     // NXDOMAIN names almost never have a node (a dangling CNAME does), so they skip it.
+    if (exact !== undefined) return this.#byZone.get(exact.zone) ?? this.#none
     if (rcode !== RCODE.NXDOMAIN) {
       const node = table.nodes.get(q.key)
       if (node !== undefined) return this.#byZone.get(node.zone) ?? this.#none

@@ -23,7 +23,16 @@ import {
   readyIndex,
   type ServiceNode,
 } from '../policy/service.ts'
-import { EMPTY_TABLE, lookup, type ZoneTable } from '../zone/table.ts'
+import type { AnswerNode } from '../zone/node.ts'
+import {
+  answerAt,
+  answersQuestion,
+  EMPTY_TABLE,
+  exactCandidate,
+  lookup,
+  lookupBelow,
+  type ZoneTable,
+} from '../zone/table.ts'
 import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 import { type GeoLookup, QueryContext } from './context.ts'
 
@@ -67,6 +76,11 @@ export interface ServiceOutcome {
 /** One per process: owns the reusable Query scratch object and the current zone table. */
 export class Answerer {
   #table: ZoneTable = EMPTY_TABLE
+  /** Set while `#answerByKey` runs. */
+  #byKey = false
+  /** The node found at the query name by hash, and for which message (see exactNode). */
+  #exactQuery: Buffer | undefined
+  #exactNode: AnswerNode | undefined
   readonly #q = new Query()
   readonly #edns: EdnsConfig
   readonly #maxUdp: number
@@ -120,15 +134,38 @@ export class Answerer {
     return this.#q
   }
 
+  /**
+   * The node at the query name of `packet` when it was the last message answered and its node was
+   * found by hash (for the metrics, which would otherwise look the name up again); else undefined.
+   */
+  exactNode(packet: Buffer): AnswerNode | undefined {
+    return this.#exactQuery === packet ? this.#exactNode : undefined
+  }
+
   /** The last service decision (for metrics; valid until the next call, see ServiceOutcome). */
   get lastOutcome(): ServiceOutcome {
     return this.#outcome
+  }
+
+  /**
+   * `answer` with the table looked up by key alone: for a name whose hash found a node of another
+   * name (1 in ~2^30 per name and node, or a name below a cut, whose templates have a stand-in
+   * question).
+   */
+  #answerByKey(packet: Buffer, transport: Transport, source: string): Buffer | null {
+    this.#byKey = true
+    try {
+      return this.answer(packet, transport, source)
+    } finally {
+      this.#byKey = false
+    }
   }
 
   /** Answers one DNS message from `source` (the peer address); `null` means stay silent. */
   answer(packet: Buffer, transport: Transport, source = ''): Buffer | null {
     const q = this.#q
     const edns = this.#edns
+    this.#exactQuery = undefined
     switch (parseQuery(packet, q)) {
       case ParseResult.DROP:
         return null
@@ -142,13 +179,25 @@ export class Answerer {
         break
     }
     let t: Template | ServiceNode | undefined
+    let verify = false
     if (q.qclass === CLASS_IN) {
       const qt = q.qtype
       if (qt === T.AXFR || qt === T.IXFR) return errorResponse(packet, q, RCODE.REFUSED, edns)
       if (qt === T.MAILA || qt === T.MAILB) return errorResponse(packet, q, RCODE.NOTIMP, edns)
       // Meta types that only make sense in the additional section (OPT, TKEY, TSIG) are no questions.
       if (qt === T.OPT || qt === 249 || qt === 250) return errorResponse(packet, q, RCODE.FORMERR, edns)
-      t = lookup(this.#table, q)
+      const table = this.#table
+      // By the name's hash first (zone/table byHash): a candidate, checked against the question
+      // in the template it answers with, below. No candidate: no node has this name.
+      const candidate = this.#byKey ? null : exactCandidate(table, q)
+      if (candidate === undefined) t = lookupBelow(table, q)
+      else if (candidate === null) t = lookup(table, q)
+      else {
+        t = answerAt(candidate, qt)
+        verify = true
+        this.#exactQuery = packet
+        this.#exactNode = candidate
+      }
     } else if (q.qclass === CLASS_CH && (q.qtype === T.TXT || q.qtype === T.ANY)) {
       t = this.#chaos.get(q.key)
     }
@@ -191,10 +240,13 @@ export class Answerer {
       o.service = node.service
       o.zoneKey = node.zoneKey
       o.decision = decision
+      // A candidate's SERVFAIL has no template to check it by: ask by key (rare).
+      if (verify && (tpl === undefined || !answersQuestion(tpl, packet, q)))
+        return this.#answerByKey(packet, transport, source)
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope
       t = tpl
-    }
+    } else if (verify && !answersQuestion(t, packet, q)) return this.#answerByKey(packet, transport, source)
 
     const r = this.#render
     r.packet = packet
