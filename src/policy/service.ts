@@ -90,7 +90,7 @@ export interface Ready {
   /**
    * The clients it holds for: ANY_CLIENT (the chain looks at no client), KEY_V4 or KEY_V6 (its
    * pure steps depended on no client bit for a known client of that family), BY_CLIENT (the
-   * answer depends on the client: `clients` holds one Ready per IPv4 client prefix seen), or
+   * answer depends on the client: `clients` holds one Ready per client prefix seen), or
    * NO_CLIENT (the full path for every query of this view: random steps, or no cacheable answer).
    */
   readonly family: number
@@ -113,10 +113,15 @@ export interface Ready {
   readonly template0: Template | undefined
   /** Whether a decision's records go out in random order (AnswerDecision.shuffle), for any of them. */
   readonly shuffle: boolean
-  /** A client's own Ready (in a BY_CLIENT one's `clients`): its key (QueryContext.keyLo); else -1. */
+  /**
+   * A client's own Ready (in a BY_CLIENT one's `clients`): its key (QueryContext.keyFamily,
+   * keyHi as a signed 32-bit number, keyLo); family KEY_UNKNOWN otherwise.
+   */
+  readonly clientFamily: number
+  readonly clientHi: number
   readonly clientKey: number
   /**
-   * BY_CLIENT: the IPv4 clients' Readys by client key (the /24 and prefix length), an open
+   * BY_CLIENT: the clients' Readys by client key (the /24 or /56 and prefix length), an open
    * addressing table (a power of two in size, at most half full) rather than a Map: one array
    * read finds a client, where a Map reads its bucket, then its entry.
    */
@@ -153,7 +158,7 @@ function makeReady(
   sums: readonly number[],
   decisions: readonly Decision[],
   templates: readonly Template[],
-  clientKey = -1,
+  client: ClientKey = NO_CLIENT_KEY,
   clients: (Ready | undefined)[] | undefined = undefined,
 ): Ready {
   const geoGeneration = geo === undefined ? -1 : (geo.generation ?? 0)
@@ -174,15 +179,30 @@ function makeReady(
     decision0: decisions[0],
     template0: templates[0],
     shuffle,
-    clientKey,
+    clientFamily: client.family,
+    clientHi: client.hi,
+    clientKey: client.lo,
     clients,
     clientCount: 0,
   }
 }
 
-/** Where client `key` starts probing in a table of `mask + 1` slots (keys differ in the high bits). */
-function clientSlot(key: number, mask: number): number {
-  return (Math.imul(key, 0x9e3779b1) >>> 16) & mask
+/** A client as the Readys key it: QueryContext's keyFamily, keyHi (signed 32-bit) and keyLo. */
+interface ClientKey {
+  readonly family: number
+  readonly hi: number
+  readonly lo: number
+}
+
+const NO_CLIENT_KEY: ClientKey = Object.freeze({ family: KEY_UNKNOWN, hi: 0, lo: -1 })
+
+function clientKeyOf(ctx: CacheableContext): ClientKey {
+  return { family: ctx.keyFamily, hi: ctx.keyFamily === KEY_V6 ? ctx.keyHi | 0 : 0, lo: ctx.keyLo }
+}
+
+/** Where a client starts probing in a table of `mask + 1` slots (keys differ in their high bits). */
+function clientSlot(family: number, hi: number, lo: number, mask: number): number {
+  return (Math.imul(lo ^ Math.imul(hi ^ family, 0x85ebca6b), 0x9e3779b1) >>> 16) & mask
 }
 
 /** Puts `c` into BY_CLIENT `r`'s table, or into a new BY_CLIENT Ready with room; returns the one that holds it. */
@@ -191,7 +211,7 @@ function addClient(r: Ready, c: Ready): Ready {
   const slots = r.clients!
   if ((r.clientCount + 1) * 2 > slots.length) {
     const size = slots.length * 2 > MAX_READY_CLIENTS * 2 ? FIRST_CLIENT_SLOTS : slots.length * 2
-    into = makeReady(r.view, r.geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], -1, new Array(size).fill(undefined))
+    into = makeReady(r.view, r.geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], NO_CLIENT_KEY, new Array(size).fill(undefined))
     if (size > slots.length) for (const old of slots) if (old !== undefined) putClient(into, old)
   }
   putClient(into, c)
@@ -201,9 +221,12 @@ function addClient(r: Ready, c: Ready): Ready {
 function putClient(r: Ready, c: Ready): void {
   const slots = r.clients!
   const mask = slots.length - 1
-  for (let i = clientSlot(c.clientKey, mask); ; i = (i + 1) & mask) {
+  for (let i = clientSlot(c.clientFamily, c.clientHi, c.clientKey, mask); ; i = (i + 1) & mask) {
     const old = slots[i]
-    if (old === undefined || old.clientKey === c.clientKey) {
+    if (
+      old === undefined ||
+      (old.clientKey === c.clientKey && old.clientHi === c.clientHi && old.clientFamily === c.clientFamily)
+    ) {
       slots[i] = c
       if (old === undefined) r.clientCount++
       return
@@ -266,18 +289,21 @@ export function readyIndex(r: Ready, view: HealthView, ctx: CacheableContext): n
 
 /**
  * The Ready of the query's client in a BY_CLIENT Ready (its scope replayed into `ctx`); undefined
- * for an IPv4 client that has none yet (READY_NEW_CLIENT), a NO_CLIENT Ready for any other client.
+ * for a client that has none yet (READY_NEW_CLIENT), a NO_CLIENT Ready for an unknown client (ECS
+ * source prefix 0).
  */
 export function clientReady(r: Ready, ctx: CacheableContext): Ready | undefined {
   ctx.computeKey()
-  if (ctx.keyFamily !== KEY_V4) return NOT_READY
+  const family = ctx.keyFamily
+  if (family === KEY_UNKNOWN) return NOT_READY
+  const hi = family === KEY_V6 ? ctx.keyHi | 0 : 0
   const key = ctx.keyLo
   const slots = r.clients!
   const mask = slots.length - 1
-  for (let i = clientSlot(key, mask); ; i = (i + 1) & mask) {
+  for (let i = clientSlot(family, hi, key, mask); ; i = (i + 1) & mask) {
     const c = slots[i]
     if (c === undefined) return undefined
-    if (c.clientKey === key) {
+    if (c.clientKey === key && c.clientHi === hi && c.clientFamily === family) {
       ctx.scope(c.scope)
       return c
     }
@@ -562,7 +588,7 @@ export class CompiledService {
    * `decideCached` just cached for the same query and context: the draw table or decision it
    * found for a client-independent chain (no pure step, or pure steps whose result for this
    * client's family depended on no client bit); for a chain that depends on the client, `prev`
-   * (when it is this view's BY_CLIENT Ready) or a new one, with this IPv4 client's added; else a
+   * (when it is this view's BY_CLIENT Ready) or a new one, with this client's added; else a
    * Ready that sends every query of this view down the full path.
    */
   ready(node: ServiceNode, qtype: number, ctx: CacheableContext, prev: Ready): Ready {
@@ -580,24 +606,39 @@ export class CompiledService {
     ctx.computeKey()
     const family = ctx.keyFamily
     const global = family === KEY_V4 ? cache?.global4 : family === KEY_V6 ? cache?.global6 : undefined
-    if (global !== undefined) return this.#readyOfEntry(node, qtype, view, geo, family, global)
-    // Per client: only when what a prefix entry holds is the whole answer (pure to the end, or
-    // pure steps and a draw); a random step after them runs per query on the full path anyway.
-    if (cache === undefined || (this.#pure < this.steps.length && !this.#drawLast)) return this.#notReady(view, geo)
-    const byClient =
+    const byClientNow =
       prev.family === BY_CLIENT &&
       prev.view === view &&
       prev.geo === geo &&
       prev.geoGeneration === (geo?.generation ?? 0)
-        ? prev
-        : makeReady(view, geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], -1, new Array(FIRST_CLIENT_SLOTS).fill(undefined))
-    // Only an entry cached under this client's key (one whose scope fits the /24 key); IPv6 and
-    // unknown clients take the full path.
-    const entry = family === KEY_V4 ? cache.get(ctx) : undefined
+    // The first query of a view that finds a result for its whole family makes the node's Ready
+    // hold for that family.
+    if (global !== undefined && !byClientNow) return this.#readyOfEntry(node, qtype, view, geo, family, global)
+    // Per client: only when what a prefix entry holds is the whole answer (pure to the end, or
+    // pure steps and a draw); a random step after them runs per query on the full path anyway.
+    if (cache === undefined || (this.#pure < this.steps.length && !this.#drawLast)) return this.#notReady(view, geo)
+    const byClient = byClientNow
+      ? prev
+      : makeReady(
+          view,
+          geo,
+          BY_CLIENT,
+          0,
+          0,
+          NO_SUMS,
+          [],
+          [],
+          NO_CLIENT_KEY,
+          new Array(FIRST_CLIENT_SLOTS).fill(undefined),
+        )
+    // The entry this client's query used: its family's (once a BY_CLIENT Ready holds the node), or
+    // the one cached under its key (a scope that fits the /24 or /56 key). Unknown clients (ECS
+    // source prefix 0) take the full path.
+    const entry = global ?? (family === KEY_UNKNOWN ? undefined : cache.get(ctx))
     if (entry === undefined) return byClient
     // Kept also when NO_CLIENT (e.g. SERVFAIL, which has no template): this client then takes the
     // full path without this being made again.
-    return addClient(byClient, this.#readyOfEntry(node, qtype, view, geo, KEY_V4, entry, ctx.keyLo))
+    return addClient(byClient, this.#readyOfEntry(node, qtype, view, geo, family, entry, clientKeyOf(ctx)))
   }
 
   #readyOfEntry(
@@ -607,12 +648,12 @@ export class CompiledService {
     geo: GeoLookup | undefined,
     family: number,
     entry: PrefixEntry,
-    clientKey = -1,
+    client: ClientKey = NO_CLIENT_KEY,
   ): Ready {
     const pureChain = this.#pure === this.steps.length
     const decision = pureChain ? entry.decision : undefined
     const draw = !pureChain && this.#drawLast ? entry.draw : undefined
-    return this.#readyOf(node, qtype, view, geo, family, entry.scope, decision, draw, clientKey)
+    return this.#readyOf(node, qtype, view, geo, family, entry.scope, decision, draw, client)
   }
 
   /** A Ready of `decision`, or of `draw` when given; NO_CLIENT when neither is, or one has no template. */
@@ -625,25 +666,25 @@ export class CompiledService {
     scope: number,
     decision: Decision | undefined,
     draw: DrawTable | undefined,
-    clientKey = -1,
+    client: ClientKey = NO_CLIENT_KEY,
   ): Ready {
     if (draw !== undefined && draw.none === undefined) {
       const templates: Template[] = []
       for (const d of draw.decisions) {
         const t = this.template(node, qtype, d)
-        if (t === undefined) return this.#notReady(view, geo, clientKey)
+        if (t === undefined) return this.#notReady(view, geo, client)
         templates.push(t)
       }
-      return makeReady(view, geo, family, scope, draw.total, draw.sums, draw.decisions, templates, clientKey)
+      return makeReady(view, geo, family, scope, draw.total, draw.sums, draw.decisions, templates, client)
     }
     const d = draw?.none ?? decision
     const t = d === undefined ? undefined : this.template(node, qtype, d)
-    if (d === undefined || t === undefined) return this.#notReady(view, geo, clientKey)
-    return makeReady(view, geo, family, scope, 0, NO_SUMS, [d], [t], clientKey)
+    if (d === undefined || t === undefined) return this.#notReady(view, geo, client)
+    return makeReady(view, geo, family, scope, 0, NO_SUMS, [d], [t], client)
   }
 
-  #notReady(view: HealthView, geo: GeoLookup | undefined, clientKey = -1): Ready {
-    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, [], [], clientKey)
+  #notReady(view: HealthView, geo: GeoLookup | undefined, client: ClientKey = NO_CLIENT_KEY): Ready {
+    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, [], [], client)
   }
 
   /** The chain's last step (a `draw`) over `list`, done ahead for the current view (DrawTable). */

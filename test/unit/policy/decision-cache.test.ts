@@ -381,26 +381,31 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
     const svc = zone.services.find((s) => s.config.owner.key.startsWith('\x06sticky'))!
     const node = answerer.table.nodes.get(svc.config.owner.key)!.service!
     const ctx = new QueryContext(geo)
-    const subnet = (i: number): string => `10.${(i >> 8) & 0xff}.${i & 0xff}.0`
+    // Every other client is IPv6 /32: those keys differ in their high 32 bits alone.
+    const subnet = (i: number): [string, number] =>
+      i % 2 === 0 ? [`10.${(i >> 8) & 0xff}.${i & 0xff}.0`, 24] : [`${(0x2000 + (i >> 1)).toString(16)}:db8::`, 32]
     const answerFor = (i: number): string => {
-      const out = answerer.answer(packetFor('sticky.gslb.example', T.A, [subnet(i), 24]), 'udp', '127.0.0.1')!
+      const out = answerer.answer(packetFor('sticky.gslb.example', T.A, subnet(i)), 'udp', '127.0.0.1')!
       return answerData(decode(out), 0)!
     }
     const want = (i: number): string => {
-      ctx.resetFor(clientFromText(subnet(i), 24)!, true, ALL_UP.view(svc.zoneKey))
+      ctx.resetFor(clientFromText(...subnet(i))!, true, ALL_UP.view(svc.zoneKey))
       const d = svc.decide(T.A, ctx)
       return d.kind === 'answer' ? d.values[0]! : d.kind
     }
     let most = 0
+    const families = new Set<number>()
     for (let i = 0; i < 5000; i++) {
       // The first query of a client takes the full path and makes its Ready; the second reads it.
       expect([i, answerFor(i)]).toEqual([i, want(i)])
       expect([i, answerFor(i)]).toEqual([i, want(i)])
       most = Math.max(most, node.ready4.clientCount)
       expect(node.ready4.clientCount * 2).toBeLessThanOrEqual(node.ready4.clients!.length)
+      for (const c of node.ready4.clients!) if (c !== undefined) families.add(c.clientFamily)
     }
     expect(most).toBe(4096)
     expect(node.ready4.clientCount).toBe(5000 - 4096)
+    expect([...families].sort()).toEqual([4, 6])
     for (const i of [0, 1, 4095, 4096, 4999]) expect([i, answerFor(i)]).toEqual([i, want(i)])
   })
 
