@@ -111,6 +111,8 @@ export interface Ready {
    */
   readonly decision0: Decision | undefined
   readonly template0: Template | undefined
+  /** The index of the last decision (read where the arrays themselves would be one more miss). */
+  readonly last: number
   /** Whether a decision's records go out in random order (AnswerDecision.shuffle), for any of them. */
   readonly shuffle: boolean
   /**
@@ -178,6 +180,7 @@ function makeReady(
     templates,
     decision0: decisions[0],
     template0: templates[0],
+    last: decisions.length - 1,
     shuffle,
     clientFamily: client.family,
     clientHi: client.hi,
@@ -324,7 +327,7 @@ export function drawIndex(r: Ready, ctx: PolicyContext): number {
     let i = Math.floor(target / step)
     if (i * step > target) i--
     else if ((i + 1) * step <= target) i++
-    const last = r.decisions.length - 1
+    const last = r.last
     return i < last ? i : last
   }
   const sums = r.sums

@@ -445,6 +445,7 @@ describe('drawing from a Ready', () => {
       sums,
       step,
       decisions: decisions(sums.length),
+      last: sums.length - 1,
     })
     let checked = 0
     for (const n of [1, 2, 3, 5, 8]) {
