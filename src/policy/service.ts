@@ -135,15 +135,6 @@ export interface Ready {
 const ANY_CLIENT = -1
 const NO_CLIENT = -2
 const BY_CLIENT = -3
-/** readyIndex: the Ready does not hold for this query, but is current (no need to make another). */
-export const READY_MISS = -1
-/** readyIndex: the Ready was made under another health view or geo state: make another. */
-export const READY_STALE = -2
-/** readyIndex: the answer depends on the client; see `clientReady`. */
-export const READY_BY_CLIENT = -3
-/** clientReady found none for this client yet: `CompiledService.ready` adds it after the full path. */
-export const READY_NEW_CLIENT = -4
-
 /** Client prefixes kept per node and query type; more starts afresh (the full path still caches). */
 const MAX_READY_CLIENTS = 4096
 const FIRST_CLIENT_SLOTS = 8
@@ -261,6 +252,13 @@ export class ServiceNode {
   /** A and AAAA answers made ahead (see Ready), replaced when the query path finds them stale. */
   ready4: Ready = NOT_READY
   ready6: Ready = NOT_READY
+  /**
+   * The client table of `ready4` / `ready6` when that is a BY_CLIENT Ready, here as well: the query
+   * path goes from the node to the table, one object less to read (each client's Ready says under
+   * which view and geo state it was made).
+   */
+  clients4: (Ready | undefined)[] | undefined = undefined
+  clients6: (Ready | undefined)[] | undefined = undefined
 
   constructor(service: CompiledService, question: Name, standIn: boolean) {
     this.service = service
@@ -268,57 +266,78 @@ export class ServiceNode {
     this.question = question
     this.standIn = standIn
   }
-}
 
-/**
- * Which of `r`'s decisions this query gets (drawing one when it has several), or what to do
- * instead: READY_STALE when `r` was made under another view or geo state, READY_MISS when it is
- * current but not for this client, READY_BY_CLIENT when the client's own Ready decides
- * (`clientReady`). `ctx` is reset for the query with `view`, the zone's current health view.
- */
-export function readyIndex(r: Ready, view: HealthView, ctx: CacheableContext): number {
-  const geo = ctx.geoDatabase
-  if (r.view !== view || r.geo !== geo || (geo !== undefined && r.geoGeneration !== (geo.generation ?? 0)))
-    return READY_STALE
-  const family = r.family
-  if (family !== ANY_CLIENT) {
-    if (family === NO_CLIENT) return READY_MISS
-    if (family === BY_CLIENT) return READY_BY_CLIENT
-    ctx.computeKey()
-    if (ctx.keyFamily !== family) return READY_MISS
-  }
-  return drawIndex(r, ctx)
-}
-
-/**
- * The Ready of the query's client in a BY_CLIENT Ready (its scope replayed into `ctx`); undefined
- * for a client that has none yet (READY_NEW_CLIENT), a NO_CLIENT Ready for an unknown client (ECS
- * source prefix 0).
- */
-export function clientReady(r: Ready, ctx: CacheableContext): Ready | undefined {
-  ctx.computeKey()
-  const family = ctx.keyFamily
-  if (family === KEY_UNKNOWN) return NOT_READY
-  const hi = family === KEY_V6 ? ctx.keyHi | 0 : 0
-  const key = ctx.keyLo
-  const slots = r.clients!
-  const mask = slots.length - 1
-  for (let i = clientSlot(family, hi, key, mask); ; i = (i + 1) & mask) {
-    const c = slots[i]
-    if (c === undefined) return undefined
-    if (c.clientKey === key && c.clientHi === hi && c.clientFamily === family) {
-      ctx.scope(c.scope)
-      return c
+  /** Sets the node's Ready for `qtype` (A or AAAA) and its client table. */
+  setReady(qtype: number, r: Ready): void {
+    const clients = r.family === BY_CLIENT ? r.clients : undefined
+    if (qtype === T.AAAA) {
+      this.ready6 = r
+      this.clients6 = clients
+    } else {
+      this.ready4 = r
+      this.clients4 = clients
     }
   }
 }
 
+/** Whether `r` was made under `view` and the context's geo state. */
+function current(r: Ready, view: HealthView | undefined, geo: GeoLookup | undefined): boolean {
+  return r.view === view && r.geo === geo && (geo === undefined || r.geoGeneration === (geo.generation ?? 0))
+}
+
 /**
- * One decision of a current Ready for this client: the same draw as drawFrom's (and the weighted
- * step's) when it has several; READY_MISS for a NO_CLIENT one.
+ * The Ready that answers this query at `node` (A or AAAA; `ctx` reset for it with `view`, the
+ * zone's current health view), its scope replayed into `ctx`; undefined when none does and the
+ * full path answers (then `CompiledService.refresh`). Draw its decision with `drawIndex`.
+ */
+export function readyFor(node: ServiceNode, qtype: number, view: HealthView, ctx: CacheableContext): Ready | undefined {
+  let r: Ready
+  if (qtype === T.A) {
+    const clients = node.clients4
+    if (clients !== undefined) return ownReady(clients, view, ctx)
+    r = node.ready4
+  } else if (qtype === T.AAAA) {
+    const clients = node.clients6
+    if (clients !== undefined) return ownReady(clients, view, ctx)
+    r = node.ready6
+  } else return undefined
+  if (!current(r, view, ctx.geoDatabase)) return undefined
+  const family = r.family
+  if (family === ANY_CLIENT) return r
+  if (family === NO_CLIENT || family === BY_CLIENT) return undefined
+  ctx.computeKey()
+  return ctx.keyFamily === family ? r : undefined
+}
+
+/** The query's client's Ready in a client table, if current and usable. */
+function ownReady(clients: readonly (Ready | undefined)[], view: HealthView, ctx: CacheableContext): Ready | undefined {
+  const c = findClient(clients, ctx)
+  if (c === undefined || c.family === NO_CLIENT || !current(c, view, ctx.geoDatabase)) return undefined
+  ctx.scope(c.scope)
+  return c
+}
+
+/** The Ready of the query's client in a client table (computing the context's client key). */
+function findClient(slots: readonly (Ready | undefined)[], ctx: CacheableContext): Ready | undefined {
+  ctx.computeKey()
+  const family = ctx.keyFamily
+  if (family === KEY_UNKNOWN) return undefined
+  const hi = family === KEY_V6 ? ctx.keyHi | 0 : 0
+  const key = ctx.keyLo
+  const mask = slots.length - 1
+  for (let i = clientSlot(family, hi, key, mask); ; i = (i + 1) & mask) {
+    const c = slots[i]
+    if (c === undefined) return undefined
+    if (c.clientKey === key && c.clientHi === hi && c.clientFamily === family) return c
+  }
+}
+
+/**
+ * One decision of the Ready that answers this query: the same draw as drawFrom's (and the
+ * weighted step's) when it has several.
  */
 export function drawIndex(r: Ready, ctx: PolicyContext): number {
-  if (r.total === 0) return r.family === NO_CLIENT ? READY_MISS : 0
+  if (r.total === 0) return 0
   const target = ctx.random() * r.total
   const step = r.step
   if (step > 0) {
@@ -642,6 +661,23 @@ export class CompiledService {
     // Kept also when NO_CLIENT (e.g. SERVFAIL, which has no template): this client then takes the
     // full path without this being made again.
     return addClient(byClient, this.#readyOfEntry(node, qtype, view, geo, family, entry, clientKeyOf(ctx)))
+  }
+
+  /**
+   * After the full path answered a query at `node` (`decideCached` ran for this query and
+   * context): makes the node's Ready for `qtype` again when it was made under another view or geo
+   * state, or adds this client's to its client table; nothing when it holds and this query was
+   * not one it answers (another family, a random step). Not for ANY (answered as A, its own question).
+   */
+  refresh(node: ServiceNode, qtype: number, ctx: CacheableContext): void {
+    if (qtype !== T.A && qtype !== T.AAAA) return
+    const prev = qtype === T.A ? node.ready4 : node.ready6
+    if (current(prev, ctx.health, ctx.geoDatabase)) {
+      if (prev.family !== BY_CLIENT) return
+      // A client the table has (one the full path answers, e.g. SERVFAIL) stays as it is.
+      if (findClient(prev.clients!, ctx) !== undefined) return
+    }
+    node.setReady(qtype, this.ready(node, qtype, ctx, prev))
   }
 
   #readyOfEntry(

@@ -11,18 +11,7 @@ import { EDNS_UDP_SIZE, type EdnsConfig, errorResponse, optLength, writeOpt } fr
 import { FLAG_AA, FLAG_QR, type RenderInput, render, SECTION_ANSWER, type Template } from '../dns/template.ts'
 import { RCODE, T } from '../dns/types.ts'
 import { HealthStore } from '../health/state.ts'
-import {
-  type CompiledService,
-  clientReady,
-  type Decision,
-  drawIndex,
-  READY_BY_CLIENT,
-  READY_MISS,
-  READY_NEW_CLIENT,
-  READY_STALE,
-  readyIndex,
-  type ServiceNode,
-} from '../policy/service.ts'
+import { type CompiledService, type Decision, drawIndex, readyFor, type ServiceNode } from '../policy/service.ts'
 import type { AnswerNode } from '../zone/node.ts'
 import {
   answerAt,
@@ -212,28 +201,21 @@ export class Answerer {
       const qt = q.qtype
       // A and AAAA first try what the node made ahead (policy/service Ready): no service object,
       // chain or cache walked. ANY is answered as A but carries its own question: the full path.
-      let ready = qt === T.A ? node.ready4 : qt === T.AAAA ? node.ready6 : undefined
-      let i = ready === undefined ? READY_MISS : readyIndex(ready, view, ctx)
-      if (i === READY_BY_CLIENT) {
-        ready = clientReady(ready!, ctx)
-        i = ready === undefined ? READY_NEW_CLIENT : drawIndex(ready, ctx)
-      }
+      const ready = readyFor(node, qt, view, ctx)
       let decision: Decision
       let tpl: Template | undefined
-      if (i >= 0) {
+      if (ready !== undefined) {
+        const i = drawIndex(ready, ctx)
         // The decision object itself is not read here (the metrics read it later, in a batch).
-        decision = i === 0 ? ready!.decision0! : ready!.decisions[i]!
-        tpl = i === 0 ? ready!.template0! : ready!.templates[i]!
-        shuffle = ready!.shuffle
+        decision = i === 0 ? ready.decision0! : ready.decisions[i]!
+        tpl = i === 0 ? ready.template0! : ready.templates[i]!
+        shuffle = ready.shuffle
       } else {
         const svc = node.service
         decision = svc.decideCached(qt === T.AAAA ? T.AAAA : T.A, ctx)
         tpl = svc.template(node, qt, decision)
         shuffle = decision.kind === 'answer' && decision.shuffle
-        if (i === READY_STALE || i === READY_NEW_CLIENT) {
-          if (qt === T.A) node.ready4 = svc.ready(node, qt, ctx, node.ready4)
-          else node.ready6 = svc.ready(node, qt, ctx, node.ready6)
-        }
+        svc.refresh(node, qt, ctx)
       }
       const o = this.#outcome
       o.query = packet
