@@ -106,11 +106,13 @@ export interface Ready {
   readonly decisions: readonly Decision[]
   readonly templates: readonly Template[]
   /**
-   * The first decision and template again, inline: a Ready of one decision (a pure chain, the
-   * commonest) is then read without its arrays.
+   * The first two decisions and templates again, inline: a Ready of one decision (a pure chain,
+   * the commonest) or a draw between two (a pool of two) is then read without its arrays.
    */
   readonly decision0: Decision | undefined
   readonly template0: Template | undefined
+  readonly decision1: Decision | undefined
+  readonly template1: Template | undefined
   /** The index of the last decision (read where the arrays themselves would be one more miss). */
   readonly last: number
   /** Whether a decision's records go out in random order (AnswerDecision.shuffle), for any of them. */
@@ -171,6 +173,8 @@ function makeReady(
     templates,
     decision0: decisions[0],
     template0: templates[0],
+    decision1: decisions[1],
+    template1: templates[1],
     last: decisions.length - 1,
     shuffle,
     clientFamily: client.family,

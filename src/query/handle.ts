@@ -207,8 +207,8 @@ export class Answerer {
       if (ready !== undefined) {
         const i = drawIndex(ready, ctx)
         // The decision object itself is not read here (the metrics read it later, in a batch).
-        decision = i === 0 ? ready.decision0! : ready.decisions[i]!
-        tpl = i === 0 ? ready.template0! : ready.templates[i]!
+        decision = i === 0 ? ready.decision0! : i === 1 ? ready.decision1! : ready.decisions[i]!
+        tpl = i === 0 ? ready.template0! : i === 1 ? ready.template1! : ready.templates[i]!
         shuffle = ready.shuffle
       } else {
         const svc = node.service
