@@ -21,11 +21,90 @@ export interface ZoneTable {
    * candidates' key strings, a cache miss each on a large zone set, where a number compares in
    * place. A node found here is a candidate the caller checks (`answersQuestion`).
    */
-  readonly byHash: ReadonlyMap<number, AnswerNode | null>
+  readonly byHash: NameIndex
   readonly zones: readonly CompiledZone[]
 }
 
-export const EMPTY_TABLE: ZoneTable = Object.freeze({ nodes: new Map(), byHash: new Map(), zones: [] })
+/**
+ * Nodes by name hash: open addressing over one Int32Array of (hash, entry + 1) pairs, sized once
+ * (at most half full), and the entries in an array. Not a Map: a zone set of 200k names grew a
+ * Map's table by doubling during a live reload, each step a large allocation in the old
+ * generation and a copy of everything so far, and the reload stall on the scale bench went from
+ * ~40 ms to 130-280 ms; the pairs are off the JavaScript heap, so a collection never walks them.
+ */
+export class NameIndex {
+  readonly #pairs: Int32Array
+  readonly #entries: (AnswerNode | null)[]
+  readonly #mask: number
+
+  private constructor(capacity: number) {
+    this.#pairs = new Int32Array(capacity * 2)
+    this.#entries = []
+    this.#mask = capacity - 1
+  }
+
+  /** An index for `n` names (filled with `add`). */
+  static sized(n: number): NameIndex {
+    let capacity = 8
+    while (capacity < n * 2) capacity *= 2
+    return new NameIndex(capacity)
+  }
+
+  /** An index of these (hash, node or null) pairs (tests). */
+  static of(pairs: Iterable<readonly [number, AnswerNode | null]>): NameIndex {
+    const list = [...pairs]
+    const index = NameIndex.sized(list.length)
+    for (const [h, node] of list) index.#put(h, node)
+    return index
+  }
+
+  get size(): number {
+    return this.#entries.length
+  }
+
+  /** The hashes it holds (tests). */
+  hashes(): number[] {
+    const out: number[] = []
+    for (let i = 0; i <= this.#mask; i++) if (this.#pairs[i * 2 + 1] !== 0) out.push(this.#pairs[i * 2]!)
+    return out
+  }
+
+  /** Adds `node` under `hash`; a second node under the same hash makes it `null` (ask by key). */
+  add(hash: number, node: AnswerNode): void {
+    this.#put(hash, node, true)
+  }
+
+  #put(hash: number, node: AnswerNode | null, shared = false): void {
+    const pairs = this.#pairs
+    const mask = this.#mask
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const entry = pairs[i * 2 + 1]!
+      if (entry === 0) {
+        this.#entries.push(node)
+        pairs[i * 2] = hash
+        pairs[i * 2 + 1] = this.#entries.length
+        return
+      }
+      if (pairs[i * 2] === hash) {
+        this.#entries[entry - 1] = shared ? null : node
+        return
+      }
+    }
+  }
+
+  /** The node under `hash`, `null` when several share it, undefined when none has it. */
+  get(hash: number): AnswerNode | null | undefined {
+    const pairs = this.#pairs
+    const mask = this.#mask
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const entry = pairs[i * 2 + 1]!
+      if (entry === 0) return undefined
+      if (pairs[i * 2] === hash) return this.#entries[entry - 1]
+    }
+  }
+}
+
+export const EMPTY_TABLE: ZoneTable = Object.freeze({ nodes: new Map(), byHash: NameIndex.sized(0), zones: [] })
 
 /** True when the name behind `key` equals or lies below the name behind `parentKey` (label-aligned). */
 export function keyIsSubdomain(key: string, parentKey: string): boolean {
@@ -67,11 +146,10 @@ export function* buildTableSteps(zones: readonly CompiledZone[]): Steps<ZoneTabl
       nodes.set(child.apex.key, apex.withExact(T.DS, ds))
     }
   }
-  const byHash = new Map<number, AnswerNode | null>()
+  const byHash = NameIndex.sized(nodes.size)
   for (const [key, node] of nodes) {
     if (++count % 1024 === 0) yield
-    const h = nameHash(key)
-    byHash.set(h, byHash.has(h) ? null : node)
+    byHash.add(nameHash(key), node)
   }
   return Object.freeze({ nodes, byHash, zones: Object.freeze([...zones]) })
 }

@@ -17,7 +17,7 @@ import { parseName } from '../../../src/dns/name.ts'
 import { nameHash, ParseResult, parseQuery, Query } from '../../../src/dns/query.ts'
 import { Answerer } from '../../../src/query/handle.ts'
 import { type CompiledZone, compileZone } from '../../../src/zone/compile.ts'
-import { buildTable, type ZoneTable } from '../../../src/zone/table.ts'
+import { buildTable, NameIndex, type ZoneTable } from '../../../src/zone/table.ts'
 import { validateZone } from '../../../src/zone/validate.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'gslb-name-index-'))
@@ -85,7 +85,7 @@ function packet(name: string, type: string, id: number): Buffer {
 
 /** The same table with every hash marked shared: every name that is a node is found by key. */
 function byKeyOnly(t: ZoneTable): ZoneTable {
-  return { ...t, byHash: new Map([...t.byHash.keys()].map((h) => [h, null])) }
+  return { ...t, byHash: NameIndex.of(t.byHash.hashes().map((h) => [h, null] as const)) }
 }
 
 describe('name hash', () => {
@@ -143,8 +143,8 @@ describe('answers through the index', () => {
     // A name that is no node, and one that is, each given another node's entry.
     const wrong: ZoneTable = {
       ...table,
-      byHash: new Map([
-        ...table.byHash,
+      byHash: NameIndex.of([
+        ...table.byHash.hashes().map((x) => [x, table.byHash.get(x)!] as const),
         [h('nothere.example.com.'), node('www.example.com.')],
         [h('mail.example.com.'), node('www.example.com.')],
       ]),
