@@ -34,12 +34,14 @@ export interface ZoneTable {
  */
 export class NameIndex {
   readonly #pairs: Int32Array
+  /** Allocated whole up front too: a growing array would be copied at each doubling. */
   readonly #entries: (AnswerNode | null)[]
+  #count = 0
   readonly #mask: number
 
-  private constructor(capacity: number) {
+  private constructor(capacity: number, n: number) {
     this.#pairs = new Int32Array(capacity * 2)
-    this.#entries = []
+    this.#entries = new Array<AnswerNode | null>(n).fill(null)
     this.#mask = capacity - 1
   }
 
@@ -47,7 +49,7 @@ export class NameIndex {
   static sized(n: number): NameIndex {
     let capacity = 8
     while (capacity < n * 2) capacity *= 2
-    return new NameIndex(capacity)
+    return new NameIndex(capacity, n)
   }
 
   /** An index of these (hash, node or null) pairs (tests). */
@@ -59,7 +61,7 @@ export class NameIndex {
   }
 
   get size(): number {
-    return this.#entries.length
+    return this.#count
   }
 
   /** The hashes it holds (tests). */
@@ -80,9 +82,9 @@ export class NameIndex {
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const entry = pairs[i * 2 + 1]!
       if (entry === 0) {
-        this.#entries.push(node)
+        this.#entries[this.#count++] = node
         pairs[i * 2] = hash
-        pairs[i * 2 + 1] = this.#entries.length
+        pairs[i * 2 + 1] = this.#count
         return
       }
       if (pairs[i * 2] === hash) {
