@@ -107,7 +107,9 @@ export interface Ready {
   readonly templates: readonly Template[]
   /**
    * The first two decisions and templates again, inline: a Ready of one decision (a pure chain,
-   * the commonest) or a draw between two (a pool of two) is then read without its arrays.
+   * the commonest) or a draw between two (a pool of two) is then read without its arrays. A Ready
+   * of one decision has it only here (`decisions` and `templates` empty): a large zone set keeps
+   * tens of thousands of them, and the heap a live reload's collections mark grew by that much.
    */
   readonly decision0: Decision | undefined
   readonly template0: Template | undefined
@@ -142,6 +144,8 @@ const MAX_READY_CLIENTS = 4096
 const FIRST_CLIENT_SLOTS = 8
 
 const NO_SUMS: readonly number[] = Object.freeze([])
+const NO_DECISIONS: readonly Decision[] = Object.freeze([])
+const NO_TEMPLATES: readonly Template[] = Object.freeze([])
 
 /** Every Ready has this one shape, so the query path's reads of it stay monomorphic. */
 function makeReady(
@@ -155,9 +159,13 @@ function makeReady(
   templates: readonly Template[],
   client: ClientKey = NO_CLIENT_KEY,
   clients: (Ready | undefined)[] | undefined = undefined,
+  /** A Ready of this one decision: inline only, no arrays (most of them, and each is kept a while). */
+  one: Decision | undefined = undefined,
+  oneTemplate: Template | undefined = undefined,
 ): Ready {
   const geoGeneration = geo === undefined ? -1 : (geo.generation ?? 0)
-  const shuffle = decisions.some((d) => d.kind === 'answer' && d.shuffle)
+  const shuffle =
+    one !== undefined ? one.kind === 'answer' && one.shuffle : decisions.some((d) => d.kind === 'answer' && d.shuffle)
   const step =
     sums.length > 0 && Number.isInteger(sums[0]) && sums.every((x, k) => x === (k + 1) * sums[0]!) ? sums[0]! : 0
   return {
@@ -171,11 +179,11 @@ function makeReady(
     step,
     decisions,
     templates,
-    decision0: decisions[0],
-    template0: templates[0],
+    decision0: one ?? decisions[0],
+    template0: oneTemplate ?? templates[0],
     decision1: decisions[1],
     template1: templates[1],
-    last: decisions.length - 1,
+    last: one !== undefined ? 0 : decisions.length - 1,
     shuffle,
     clientFamily: client.family,
     clientHi: client.hi,
@@ -209,7 +217,18 @@ function addClient(r: Ready, c: Ready): Ready {
   const slots = r.clients!
   if ((r.clientCount + 1) * 2 > slots.length) {
     const size = slots.length * 2 > MAX_READY_CLIENTS * 2 ? FIRST_CLIENT_SLOTS : slots.length * 2
-    into = makeReady(r.view, r.geo, BY_CLIENT, 0, 0, NO_SUMS, [], [], NO_CLIENT_KEY, new Array(size).fill(undefined))
+    into = makeReady(
+      r.view,
+      r.geo,
+      BY_CLIENT,
+      0,
+      0,
+      NO_SUMS,
+      NO_DECISIONS,
+      NO_TEMPLATES,
+      NO_CLIENT_KEY,
+      new Array(size).fill(undefined),
+    )
     if (size > slots.length) for (const old of slots) if (old !== undefined) putClient(into, old)
   }
   putClient(into, c)
@@ -233,7 +252,9 @@ function putClient(r: Ready, c: Ready): void {
 }
 
 /** A node's Ready before its first query: matches no view. */
-const NOT_READY: Ready = Object.freeze(makeReady(undefined, undefined, NO_CLIENT, 0, 0, NO_SUMS, [], []))
+const NOT_READY: Ready = Object.freeze(
+  makeReady(undefined, undefined, NO_CLIENT, 0, 0, NO_SUMS, NO_DECISIONS, NO_TEMPLATES),
+)
 
 /** The query-path handle of a service at one name (exact owner or wildcard). */
 export class ServiceNode {
@@ -652,8 +673,8 @@ export class CompiledService {
           0,
           0,
           NO_SUMS,
-          [],
-          [],
+          NO_DECISIONS,
+          NO_TEMPLATES,
           NO_CLIENT_KEY,
           new Array(FIRST_CLIENT_SLOTS).fill(undefined),
         )
@@ -723,11 +744,11 @@ export class CompiledService {
     const d = draw?.none ?? decision
     const t = d === undefined ? undefined : this.template(node, qtype, d)
     if (d === undefined || t === undefined) return this.#notReady(view, geo, client)
-    return makeReady(view, geo, family, scope, 0, NO_SUMS, [d], [t], client)
+    return makeReady(view, geo, family, scope, 0, NO_SUMS, NO_DECISIONS, NO_TEMPLATES, client, undefined, d, t)
   }
 
   #notReady(view: HealthView, geo: GeoLookup | undefined, client: ClientKey = NO_CLIENT_KEY): Ready {
-    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, [], [], client)
+    return makeReady(view, geo, NO_CLIENT, 0, 0, NO_SUMS, NO_DECISIONS, NO_TEMPLATES, client)
   }
 
   /** The chain's last step (a `draw`) over `list`, done ahead for the current view (DrawTable). */
