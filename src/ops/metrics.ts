@@ -242,7 +242,7 @@ export class QueryCounters {
       this.#recentDecisions[n] = o.decision
       this.#recent = n + 1
       if (n + 1 === RECENT) this.#drain()
-      zone = this.#zones.get(o.zoneKey) ?? this.#zone(o.zoneKey)
+      zone = this.#zone(o.zoneKey)
     } else if (!q.hasQuestion || rcode === RCODE.REFUSED || q.qclass !== CLASS_IN) {
       zone = this.#none
     } else {
