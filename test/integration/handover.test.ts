@@ -91,6 +91,18 @@ function stream(port: number, name: string, everyMs = 5) {
   }
 }
 
+/**
+ * A stream's answers across a change from `before` to `after`: every query answered the first
+ * time, only those two addresses, old data until the switch and new after it.
+ */
+function expectSwitched(flow: { answers: string[]; retried: number }, before: string, after: string): void {
+  expect(flow.retried).toBe(0)
+  expect(flow.answers.filter((a) => a !== before && a !== after)).toEqual([])
+  const firstNew = flow.answers.indexOf(after)
+  expect(firstNew).toBeGreaterThan(0)
+  expect(flow.answers.slice(firstNew).every((a) => a === after)).toBe(true)
+}
+
 async function metric(s: Server, pattern: RegExp): Promise<number> {
   const text = await (await fetch(`${s.admin}/metrics`)).text()
   return Number(pattern.exec(text)?.[1] ?? Number.NaN)
@@ -159,14 +171,10 @@ describe('serve --reload-mode handover', () => {
     writeFileSync(file, readFileSync(file, 'utf8').replace('192.0.2.80', '192.0.2.81'))
     await waitFor(t.s.proc.log, (l) => l.includes('zones handed over to a fresh worker'), 15_000)
     await new Promise((r) => setTimeout(r, 300))
-    const { answers, retried } = await flow.stop()
+    const seen = await flow.stop()
     // Every query answered the first time (the worker steers the flow to itself before this
     // thread closes its socket), old data until the switch, new after.
-    expect(retried).toBe(0)
-    expect(answers.filter((a) => a !== '192.0.2.80' && a !== '192.0.2.81')).toEqual([])
-    const firstNew = answers.indexOf('192.0.2.81')
-    expect(firstNew).toBeGreaterThan(0)
-    expect(answers.slice(firstNew).every((a) => a === '192.0.2.81')).toBe(true)
+    expectSwitched(seen, '192.0.2.80', '192.0.2.81')
     expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.81')
     expect((await dig('127.0.0.1', t.s.dns, '+tcp', 'static.workers.example', 'A')).answer[0]?.data).toBe('192.0.2.81')
     // The worker answers now, and the main thread reloaded its own copy after the switch: it read
@@ -181,7 +189,7 @@ describe('serve --reload-mode handover', () => {
     await new Promise((r) => setTimeout(r, 500))
     expect((t.s.proc.log().match(/zones handed over to a fresh worker/g) ?? []).length).toBe(1)
     // The main thread's answers before the switch stay counted next to the worker's.
-    expect(await queries(t.s)).toBeGreaterThanOrEqual(queriesBefore + answers.length)
+    expect(await queries(t.s)).toBeGreaterThanOrEqual(queriesBefore + seen.answers.length)
     expect(await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)).toBeGreaterThan(0)
   }, 30_000)
 
@@ -200,12 +208,8 @@ describe('serve --reload-mode handover', () => {
       15_000,
     )
     await new Promise((r) => setTimeout(r, 300))
-    const { answers, retried } = await flow.stop()
-    expect(retried).toBe(0)
-    expect(answers.filter((a) => a !== '192.0.2.81' && a !== '192.0.2.84')).toEqual([])
-    const firstNew = answers.indexOf('192.0.2.84')
-    expect(firstNew).toBeGreaterThan(0)
-    expect(answers.slice(firstNew).every((a) => a === '192.0.2.84')).toBe(true)
+    const seen = await flow.stop()
+    expectSwitched(seen, '192.0.2.81', '192.0.2.84')
     expect(await address(t.s, 'static.workers.example')).toBe('192.0.2.84')
     // The main thread compacted its heap before the fresh worker loaded, not after it took over.
     const log = t.s.proc.log()
@@ -218,7 +222,7 @@ describe('serve --reload-mode handover', () => {
     expect(log).toMatch(/"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"msg":"zones reloaded"/)
     // The counters carry on over incarnations: the old worker's queries stay counted.
     const queriesAfter = await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
-    expect(queriesAfter).toBeGreaterThanOrEqual(queriesBefore + answers.length)
+    expect(queriesAfter).toBeGreaterThanOrEqual(queriesBefore + seen.answers.length)
     expect(await metric(t.s, /^gslb_worker_restarts_total\{worker="0"\} (\d+)$/m)).toBe(0)
   }, 30_000)
 
