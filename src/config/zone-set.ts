@@ -17,7 +17,7 @@ import { ConfigError, ZoneError } from '../errors.ts'
 import { type CompiledZone, compileZoneSteps } from '../zone/compile.ts'
 import { DEFAULT_SLICE_MS, runSliced, runSync, type SliceStats, type Steps } from '../zone/cooperative.ts'
 import { buildTable, buildTableSteps, type ZoneTable } from '../zone/table.ts'
-import { validateServices, validateZoneSteps } from '../zone/validate.ts'
+import { validateServicesSteps, validateZoneSteps } from '../zone/validate.ts'
 import { isZoneFile, readZoneFileSteps } from './zone-file.ts'
 
 export interface FileOutcome {
@@ -64,7 +64,7 @@ export function* loadFileSteps(path: string, root: string): Steps<FileLoad> {
     return { zone: undefined, sources: read.sources, errors: read.errors, warnings: [] }
   const v = yield* validateZoneSteps(read.origin, path, read.records)
   if (!v.zone) return { zone: undefined, sources: read.sources, errors: v.errors, warnings: v.warnings }
-  const conflicts = validateServices(v.zone, read.gslb.services)
+  const conflicts = yield* validateServicesSteps(v.zone, read.gslb.services)
   if (conflicts.length > 0) return { zone: undefined, sources: read.sources, errors: conflicts, warnings: v.warnings }
   try {
     const zone = yield* compileZoneSteps(v.zone, read.gslb)
@@ -187,7 +187,7 @@ export class ZoneSet {
 
   async #runSliced(opts: SlicedReloadOptions): Promise<ReloadReport> {
     const run = (async (): Promise<ReloadReport> => {
-      const slices: SliceStats = { pauses: 0, longestSliceMs: 0 }
+      const slices: SliceStats = { pauses: 0, longestSliceMs: 0, backoffs: 0 }
       for (;;) {
         const generation = this.#generation
         const computed = await runSliced(this.#compute(), opts.sliceMs ?? DEFAULT_SLICE_MS, opts.onPause, slices)

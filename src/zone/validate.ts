@@ -251,21 +251,35 @@ export function readName(buf: Buffer, offset: number): Name | undefined {
 
 /** Where a load-balanced name collides with the zone's static data. */
 export function validateServices(zone: ZoneData, services: readonly ServiceConfig[]): ZoneError[] {
+  return runSync(validateServicesSteps(zone, services))
+}
+
+const COLLIDING_TYPES = [T.CNAME, T.A, T.AAAA] as const
+
+/**
+ * `validateServices` as steps that yield every few services. It runs near the end of a file's
+ * load, when a live reload has allocated most of the new table and V8 is most likely marking:
+ * in one piece it took 1-7 ms alone but 94-148 ms there (BENCHMARKS.md, "Scale").
+ */
+export function* validateServicesSteps(zone: ZoneData, services: readonly ServiceConfig[]): Steps<ZoneError[]> {
   const errors: ZoneError[] = []
+  if (services.length === 0) return errors
   const cutKeys = new Map<string, Name>()
-  for (const [key, node] of zone.nodes)
+  let count = 0
+  for (const [key, node] of zone.nodes) {
+    if (++count % PER_STEP === 0) yield
     if (key !== zone.apex.key && node.has(T.NS)) cutKeys.set(key, zone.names.get(key)!)
+  }
   for (const s of services) {
-    const pos = { file: zone.file, line: s.line }
-    const field = `services.${nameToString(s.owner)}`
+    if (++count % PER_STEP === 0) yield
     const node = zone.nodes.get(s.owner.key)
-    for (const type of [T.CNAME, T.A, T.AAAA]) {
+    for (const type of COLLIDING_TYPES) {
       const set = node?.get(type)
       if (set) {
         errors.push(
           new ZoneError(
-            pos,
-            field,
+            { file: zone.file, line: s.line },
+            `services.${nameToString(s.owner)}`,
             `${nameToString(s.owner)} also has a static ${typeName(type)} record (line ${set.pos.line}); a service answers A and AAAA itself`,
           ),
         )
@@ -274,7 +288,11 @@ export function validateServices(zone: ZoneData, services: readonly ServiceConfi
     const cut = isSubdomain(s.owner, zone.apex) ? cutAbove(cutKeys, s.owner, zone.apex, true) : undefined
     if (cut)
       errors.push(
-        new ZoneError(pos, field, `${nameToString(s.owner)} is at or below the delegation ${nameToString(cut)}`),
+        new ZoneError(
+          { file: zone.file, line: s.line },
+          `services.${nameToString(s.owner)}`,
+          `${nameToString(s.owner)} is at or below the delegation ${nameToString(cut)}`,
+        ),
       )
   }
   return errors

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readZoneFile } from '../../../src/config/zone-file.ts'
+import { loadFile } from '../../../src/config/zone-set.ts'
 import { parseName } from '../../../src/dns/name.ts'
 import { T } from '../../../src/dns/types.ts'
 import type { ZoneError } from '../../../src/errors.ts'
-import { validateZone, type ZoneData } from '../../../src/zone/validate.ts'
+import { validateServicesSteps, validateZone, type ZoneData } from '../../../src/zone/validate.ts'
 
 const base = mkdtempSync(join(tmpdir(), 'gslb-validate-'))
 afterAll(() => rmSync(base, { recursive: true, force: true }))
@@ -477,5 +478,61 @@ describe('$INCLUDE', () => {
       'zones/..shared.inc': ['www A 192.0.2.10'],
     })
     expect(r.errors).toEqual([])
+  })
+})
+
+describe('services that collide with the zone data', () => {
+  /** A YAML zone with a delegation (sub), `extra` record lines from line 9 on, and a service per owner. */
+  function gslbZone(extra: readonly string[], owners: readonly string[]): string[] {
+    return [
+      ...YAML_HEAD,
+      '  sub 3600 NS ns1.sub',
+      '  ns1.sub A 192.0.2.2',
+      ...extra.map((l) => `  ${l}`),
+      'pools:',
+      '  p:',
+      '    endpoints:',
+      '      e1: { address: 192.0.2.10 }',
+      'services:',
+      ...owners.map((o) => `  ${o}: { pools: [p], chain: [weighted] }`),
+    ]
+  }
+
+  function loadAll(lines: readonly string[]): ReturnType<typeof loadFile> {
+    const l = load('example.com.yaml', lines)
+    return loadFile(l.path, dirname(l.path))
+  }
+
+  it('rejects a service at a name with a static A, AAAA or CNAME, or at or below a delegation, with file, line and field', () => {
+    const owners = ['www', 'mail', 'alias', 'sub', 'deep.sub', 'fine']
+    const lines = gslbZone(['www A 192.0.2.3', 'mail AAAA 2001:db8::3', 'alias CNAME www'], owners)
+    const res = loadAll(lines)
+    expect(res.zone).toBeUndefined()
+    const lineOf = (owner: string): number => lines.findIndex((l) => l.startsWith(`  ${owner}:`)) + 1
+    expect(res.errors.map((e) => [e.line, e.field, e.message])).toEqual([
+      [lineOf('www'), 'services.www.example.com.', expect.stringContaining('also has a static A record (line 9)')],
+      [lineOf('mail'), 'services.mail.example.com.', expect.stringContaining('static AAAA record (line 10)')],
+      [lineOf('alias'), 'services.alias.example.com.', expect.stringContaining('static CNAME record (line 11)')],
+      [
+        lineOf('sub'),
+        'services.sub.example.com.',
+        expect.stringContaining('at or below the delegation sub.example.com.'),
+      ],
+      [lineOf('deep.sub'), 'services.deep.sub.example.com.', expect.stringContaining('delegation sub.example.com.')],
+    ])
+    expect(res.errors.every((e) => e.file.endsWith('example.com.yaml'))).toBe(true)
+    expect(loadAll(gslbZone([], ['fine', 'other'])).zone?.services).toHaveLength(2)
+  })
+
+  it('checks services in steps of a few (a live reload answers between them), finding a conflict at the end', () => {
+    const owners = Array.from({ length: 200 }, (_, i) => `svc-${i}`)
+    const l = load('example.com.yaml', gslbZone(['svc-199 A 192.0.2.4'], owners))
+    const read = readZoneFile(l.path, dirname(l.path))
+    const steps = validateServicesSteps(l.zone!, read.gslb.services)
+    let yields = 0
+    let r = steps.next()
+    for (; !r.done; r = steps.next()) yields++
+    expect(yields).toBeGreaterThanOrEqual(200 / 8)
+    expect(r.value.map((e) => e.field)).toEqual(['services.svc-199.example.com.'])
   })
 })
