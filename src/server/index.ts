@@ -120,7 +120,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (opts.logZones !== false) for (const f of report.files) logOutcome(log, f, reason)
     const s = report.slices
     // A sliced reload also says how long its longest slice kept queries waiting (see zone/cooperative).
-    const sliced = s && { pauses: s.pauses, longestSliceMs: Math.round(s.longestSliceMs * 10) / 10 }
+    const sliced = s && {
+      pauses: s.pauses,
+      longestSliceMs: Math.round(s.longestSliceMs * 10) / 10,
+      backoffs: s.backoffs,
+    }
     log.info({ reason, ms: Math.round(performance.now() - t0), changed: report.changed, ...sliced }, 'zones reloaded')
     answerer.table = zones.table
     opts.onReloadOutcome?.(report.files, reason)

@@ -175,16 +175,55 @@ describe('runSliced', () => {
       for (let i = 0; i < 10; i++) yield
       return 'done'
     }
-    const stats = { pauses: 0, longestSliceMs: 0 }
+    const stats = { pauses: 0, longestSliceMs: 0, backoffs: 0 }
     expect(await runSliced(stage(), 2, undefined, stats)).toBe('done')
     expect(stats.longestSliceMs).toBeGreaterThanOrEqual(30)
     expect(stats.pauses).toBeGreaterThanOrEqual(1)
-    const quick = { pauses: 0, longestSliceMs: 0 }
+    const quick = { pauses: 0, longestSliceMs: 0, backoffs: 0 }
     function* short(): Generator<void, void, void> {
       for (let i = 0; i < 10; i++) yield
     }
     await runSliced(short(), 50, undefined, quick)
-    expect(quick).toMatchObject({ pauses: 0 })
+    expect(quick).toMatchObject({ pauses: 0, backoffs: 0 })
     expect(quick.longestSliceMs).toBeLessThan(30)
+  })
+
+  it('after a slice that overran, waits on a timer about as long before the next one, answering meanwhile', async () => {
+    let overranAt = 0
+    let nextAt = 0
+    function* stage(): Generator<void, void, void> {
+      for (let i = 0; i < 5; i++) yield
+      const until = performance.now() + 30
+      while (performance.now() < until) {}
+      overranAt = performance.now()
+      yield
+      nextAt = performance.now()
+      for (let i = 0; i < 5; i++) yield
+    }
+    // What the loop does during the wait: an I/O-like task that queues itself again on every turn
+    // keeps running, as queries do (a wait made of setImmediate turns would also let it run, but
+    // would end within the first idle turn).
+    let ticks = 0
+    let running = true
+    const tick = (): void => {
+      ticks++
+      if (running) setImmediate(tick)
+    }
+    const stats = { pauses: 0, longestSliceMs: 0, backoffs: 0 }
+    const ticksBefore = ticks
+    setImmediate(tick)
+    await runSliced(stage(), 2, undefined, stats)
+    running = false
+    expect(stats.backoffs).toBe(1)
+    // setTimeout(30) fires no earlier than ~29 ms later by performance.now (libuv's ms clock).
+    expect(nextAt - overranAt).toBeGreaterThanOrEqual(25)
+    expect(ticks - ticksBefore).toBeGreaterThan(5)
+    // Slices of 0 ms (tests that pause at every step) never wait on a timer.
+    const zero = { pauses: 0, longestSliceMs: 0, backoffs: 0 }
+    function* few(): Generator<void, void, void> {
+      for (let i = 0; i < 5; i++) yield
+    }
+    await runSliced(few(), 0, undefined, zero)
+    expect(zero).toMatchObject({ pauses: 5, backoffs: 0 })
   })
 })
