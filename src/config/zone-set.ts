@@ -223,7 +223,11 @@ export class ZoneSet {
         outcomes.push(outcome(file, 'unchanged', prev.zone))
         continue
       }
+      yield
       const res = yield* loadFileSteps(file, this.dir)
+      // Reading and hashing a large file takes milliseconds: steps apart from the parse's first and
+      // the compile's last.
+      yield
       const digests = res.zone ? digestsOf(res.sources) : new Map<string, string>()
       const print = res.zone ? fingerprint(digests) : ''
       if (res.zone && prev && print === prev.fingerprint) {

@@ -115,6 +115,12 @@ function anyAnswer(
 
 /** Names (or services) compiled between two yields of `compileZoneSteps`. */
 const NAMES_PER_STEP = 2
+/**
+ * Whole-zone passes that only copy or probe Map entries: microseconds per thousand, but a step is
+ * stretched by whatever V8 marks inside it while a live reload allocates, and 1024 a step were
+ * seen taking 20-37 ms then (BENCHMARKS.md, "Scale").
+ */
+const COPIES_PER_STEP = 64
 
 export function compileZone(
   data: ZoneData,
@@ -140,7 +146,7 @@ export function* compileZoneSteps(
   const allNames = new Map<string, Name>()
   for (const [key, name] of data.names) {
     allNames.set(key, name)
-    if (++count % 1024 === 0) yield
+    if (++count % COPIES_PER_STEP === 0) yield
   }
   for (const svc of serviceConfigs) allNames.set(svc.owner.key, svc.owner)
   for (const name of [...allNames.values()]) {
@@ -152,13 +158,13 @@ export function* compileZoneSteps(
       if (allNames.has(key)) break
       allNames.set(key, nameFromWire(Buffer.from(name.wire.subarray(off))))
     }
-    if (++count % 1024 === 0) yield
+    if (++count % COPIES_PER_STEP === 0) yield
   }
   const dynamic = new Set(serviceConfigs.map((svc) => svc.owner.key))
   const exists = new Set<string>()
   for (const key of allNames.keys()) {
     exists.add(key)
-    if (++count % 1024 === 0) yield
+    if (++count % COPIES_PER_STEP === 0) yield
   }
   const ctx: Ctx = {
     data,

@@ -114,6 +114,7 @@ export function* validateZoneSteps(apex: Name, file: string, records: readonly R
   const cuts: Name[] = []
   const cutKeys = new Map<string, Name>()
   for (const [key, node] of nodes) {
+    if (++count % PER_STEP === 0) yield
     const owner = names.get(key)!
     if (key !== apex.key && node.has(T.NS)) {
       cuts.push(owner)

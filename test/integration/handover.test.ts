@@ -219,7 +219,9 @@ describe('serve --reload-mode handover', () => {
     )
     expect(log).toMatch(/"ms":\d+,"rssMb":\d+,"msg":"heap compacted after a zone change"/)
     // The main thread's live reload says how long its longest slice held its event loop.
-    expect(log).toMatch(/"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"backoffs":\d+,"msg":"zones reloaded"/)
+    expect(log).toMatch(
+      /"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"backoffs":\d+,"msg":"zones reloaded"/,
+    )
     // The counters carry on over incarnations: the old worker's queries stay counted.
     const queriesAfter = await metric(t.s, /^gslb_worker_queries_total\{worker="0"\} (\d+)$/m)
     expect(queriesAfter).toBeGreaterThanOrEqual(queriesBefore + seen.answers.length)
