@@ -139,10 +139,13 @@ export function* compileZoneSteps(
   const minimum = soa.rdatas[0]!.readUInt32BE(soa.rdatas[0]!.length - 4)
   const soaNeg: RRset = { ...soa, ttl: Math.min(soa.ttl, minimum) }
   const cuts = new Map<string, Name>()
-  for (const [key, node] of data.nodes) if (key !== data.apex.key && node.has(T.NS)) cuts.set(key, data.names.get(key)!)
-  // Empty non-terminals exist (RFC 4592 2.2.2): a name with nothing but descendants answers NODATA.
   // Large zones: every whole-zone pass yields now and then, copies included.
   let count = 0
+  for (const [key, node] of data.nodes) {
+    if (key !== data.apex.key && node.has(T.NS)) cuts.set(key, data.names.get(key)!)
+    if (++count % COPIES_PER_STEP === 0) yield
+  }
+  // Empty non-terminals exist (RFC 4592 2.2.2): a name with nothing but descendants answers NODATA.
   const allNames = new Map<string, Name>()
   for (const [key, name] of data.names) {
     allNames.set(key, name)
