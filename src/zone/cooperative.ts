@@ -14,7 +14,9 @@
  * clock between steps: once marking falls behind its schedule (a large zone set's reload on one
  * core), V8 marks at every allocation until it has caught up, and a step of 16 names or entries
  * was seen taking 146-196 ms that way on the scale bench; with 2-8 per step the longest seen was
- * 81 ms, and those runs' reloads took as long as before (BENCHMARKS.md, "Scale").
+ * 81 ms, and those runs' reloads took as long as before (BENCHMARKS.md, "Scale"). A pass that
+ * does not yield at all (a check of every service, a copy of every name) becomes one such step,
+ * however cheap it is without a collection: every whole-zone pass yields, copies every 64 names.
  */
 
 /** A stage that may pause at each `yield` and finally returns T. */
