@@ -768,8 +768,11 @@ async function main(argv: string[]): Promise<number> {
     say(`bench:scale: ${big.command}`)
     try {
       const firstAnswerMs = await waitCorrect(big, z.readyStatic.name, z.readyStatic.address, z.readyService, 600_000)
-      const logged = big.log.find((l) => l.msg === 'zones reloaded' && l.obj['reason'] === 'startup')
-      const listening = big.log.find((l) => l.msg === 'listening on UDP and TCP')
+      // The server answers before this process has read its log through the pipe: wait for the lines.
+      const line = (match: (l: LogLine) => boolean): Promise<LogLine | undefined> =>
+        big.waitLog(match, 5_000).catch(() => undefined)
+      const logged = await line((l) => l.msg === 'zones reloaded' && l.obj['reason'] === 'startup')
+      const listening = await line((l) => l.msg === 'listening on UDP and TCP')
       load = {
         firstAnswerMs,
         serverLoadMs: typeof logged?.obj['ms'] === 'number' ? (logged.obj['ms'] as number) : undefined,
