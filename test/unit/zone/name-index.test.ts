@@ -4,7 +4,7 @@
  * through the index are byte for byte those of the lookup by key, for names that exist, names
  * below a cut (whose templates have a stand-in question), wildcards, NXDOMAIN and mixed case;
  * a candidate of another name (a hash collision with a name that is no node) and a hash shared by
- * two nodes still answer right.
+ * two nodes still answer right; so do service names, for address queries and any other type.
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -172,5 +172,74 @@ describe('answers through the index', () => {
     const found = packet('www.example.com', 'A', 9)
     fast.answer(found, 'udp', '127.0.0.1')
     expect(fast.exactNode(found)).toBe(node('www.example.com.'))
+  })
+})
+
+describe('services through the index', () => {
+  const lines = [
+    'zone: gslb.example',
+    'ttl: 300',
+    'records: |',
+    '  @ 3600 SOA ns1 hostmaster 2026010101 7200 3600 1209600 60',
+    '  @ 3600 NS ns1',
+    '  ns1 A 192.0.2.1',
+    '  app TXT "static text next to a service"',
+    '  plain A 192.0.2.9',
+    'pools:',
+    '  p:',
+    '    endpoints:',
+    '      e1: { address: [192.0.2.11, "2001:db8::11"], weight: 3 }',
+    '      e2: { address: [192.0.2.12, "2001:db8::12"] }',
+    'services:',
+    '  app: { pools: [p], chain: [weighted] }',
+    '  api: { pools: [p], chain: [weighted] }',
+  ]
+  const path = join(dir, 'gslb.example.yaml')
+  writeFileSync(path, `${lines.join('\n')}\n`)
+  const read = readZoneFile(path, dir)
+  const v = validateZone(read.origin!, path, read.records)
+  const table = buildTable([compileZone(v.zone!, read.gslb)])
+  const key = (n: string): string => parseName(n).key
+
+  it('answers every type at a service name byte for byte as the lookup by key, and right from a wrong entry', () => {
+    // Another name's service under a static name's hash, and a static node under a service's.
+    const h = (n: string) => nameHash(key(n))
+    const wrong: ZoneTable = {
+      ...table,
+      byHash: NameIndex.of([
+        ...table.byHash.hashes().map((x) => [x, table.byHash.get(x)!] as const),
+        [h('plain.gslb.example.'), table.nodes.get(key('app.gslb.example.'))!],
+        [h('api.gslb.example.'), table.nodes.get(key('plain.gslb.example.'))!],
+      ]),
+    }
+    let compared = 0
+    for (const t of [table, wrong]) {
+      // The same draws on both sides: one seeded sequence each.
+      let a = 0
+      let b = 0
+      const fast = new Answerer({ random: () => (a = (a + 0.37) % 1) })
+      fast.table = t
+      const reference = new Answerer({ random: () => (b = (b + 0.37) % 1) })
+      reference.table = byKeyOnly(table)
+      for (const name of ['app.gslb.example', 'API.gslb.example', 'plain.gslb.example', 'none.gslb.example']) {
+        for (const type of ['A', 'AAAA', 'ANY', 'TXT', 'MX']) {
+          for (let i = 0; i < 4; i++) {
+            const p = packet(name, type, compared)
+            const got = fast.answer(p, 'udp', '127.0.0.1')
+            const want = reference.answer(p, 'udp', '127.0.0.1')
+            expect([name, type, got?.toString('hex')]).toEqual([name, type, want?.toString('hex')])
+            compared++
+          }
+        }
+      }
+    }
+    expect(compared).toBe(2 * 4 * 5 * 4)
+    // A service's address answers carry data (not the static TXT's NODATA), the TXT the static text.
+    const fast = new Answerer()
+    fast.table = table
+    const a = dnsPacket.decode(fast.answer(packet('app.gslb.example', 'A', 1), 'udp', '127.0.0.1')!)
+    expect(a.answers?.map((r) => r.type)).toEqual(['A'])
+    const txt = dnsPacket.decode(fast.answer(packet('app.gslb.example', 'TXT', 2), 'udp', '127.0.0.1')!)
+    expect(txt.answers?.map((r) => r.type)).toEqual(['TXT'])
   })
 })
