@@ -303,8 +303,8 @@ export async function serve(
       answerer,
       observe: observer,
       onZonesChanged: () => onZones(),
-      onReloadOutcome: (files, reason) => {
-        metrics.reloaded(files)
+      onReloadOutcome: (files, reason, timing) => {
+        metrics.reloaded(files, timing)
         if (handover && reason !== 'startup') handOver(files, reason)
       },
       ...(heap ? { beforeListen: () => heap.afterStartupLoad() } : {}),

@@ -681,6 +681,12 @@ export function reasonKind(reason: string): string {
   return 'other'
 }
 
+/** How long a reload took (server/index ReloadTiming): the whole of it, and a live one's slices. */
+export interface ReloadTimes {
+  readonly ms: number
+  readonly slices: { readonly longestSliceMs: number; readonly backoffs: number } | undefined
+}
+
 /** What a zone reload reported for one file; the shape of FileOutcome that metrics need. */
 export interface ReloadedFile {
   readonly status: 'loaded' | 'unchanged' | 'rejected' | 'removed'
@@ -799,14 +805,23 @@ export class Metrics {
     this.queries.count(query, response, transport)
   }
 
-  /** The `onReloadOutcome` hook of startServer. */
-  readonly reloaded = (files: readonly ReloadedFile[]): void => {
+  /** The `onReloadOutcome` hook of startServer (`timing` from its third argument). */
+  readonly reloaded = (files: readonly ReloadedFile[], timing?: ReloadTimes): void => {
     for (const f of files) {
       if (f.status === 'unchanged') continue
       const zone = f.zone === undefined ? '' : f.zone.toLowerCase().replace(/\.$/, '')
       tally(this.#reloads, `${zone}\0${f.status}`, { zone, result: f.status })
     }
+    if (timing === undefined) return
+    this.#lastReloadSeconds = timing.ms / 1000
+    if (timing.slices !== undefined) {
+      this.#lastLongestSliceSeconds = timing.slices.longestSliceMs / 1000
+      this.#reloadBackoffs += timing.slices.backoffs
+    }
   }
+  #lastReloadSeconds: number | undefined
+  #lastLongestSliceSeconds: number | undefined
+  #reloadBackoffs = 0
 
   constructor(opts: MetricsOptions) {
     this.#answerer = opts.answerer
@@ -1063,6 +1078,32 @@ export class Metrics {
       collect: () => {
         reloads.reset()
         for (const t of this.#reloads.values()) reloads.inc(t.labels, t.value)
+      },
+    })
+
+    const reloadSeconds = new Gauge({
+      name: 'gslb_zone_reload_duration_seconds',
+      help: 'How long the last zone reload took (the startup load included), from reading the files to serving them',
+      registers,
+      collect: () => {
+        if (this.#lastReloadSeconds !== undefined) reloadSeconds.set(this.#lastReloadSeconds)
+      },
+    })
+    const longestSlice = new Gauge({
+      name: 'gslb_zone_reload_longest_slice_seconds',
+      help: 'Longest time the last live in-place reload kept answering waiting (one slice of its work, garbage collection included); 0 before the first',
+      registers,
+      collect: () => {
+        if (this.#lastLongestSliceSeconds !== undefined) longestSlice.set(this.#lastLongestSliceSeconds)
+      },
+    })
+    const backoffs = new Counter({
+      name: 'gslb_zone_reload_backoffs_total',
+      help: 'Times a live in-place reload waited for the garbage collector to catch up (after a slice it stretched)',
+      registers,
+      collect: () => {
+        backoffs.reset()
+        backoffs.inc(this.#reloadBackoffs)
       },
     })
 

@@ -14,6 +14,7 @@ import { typeName } from '../dns/types.ts'
 import { GslbError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { type AnswerConfig, Answerer } from '../query/handle.ts'
+import type { SliceStats } from '../zone/cooperative.ts'
 import { NO_OBSERVER, type QueryObserver } from './observer.ts'
 import {
   addTcpStats,
@@ -25,6 +26,12 @@ import {
   type TcpStats,
 } from './tcp.ts'
 import { addUdpStats, listenUdp, NO_UDP_STATS, type UdpIo, type UdpListener, type UdpStats } from './udp.ts'
+
+/** How long a reload took; `slices` for a live one in slices (what it held the event loop for). */
+export interface ReloadTiming {
+  readonly ms: number
+  readonly slices: Readonly<SliceStats> | undefined
+}
 
 export interface ListenAddress {
   readonly host: string
@@ -49,8 +56,11 @@ export interface ServerOptions {
   readonly watch?: boolean
   /** Called after a reload changed the served zones (the prober and health view follow). */
   readonly onZonesChanged?: () => void
-  /** Called with every file's outcome after each reload, the startup load included (metrics). */
-  readonly onReloadOutcome?: (files: readonly FileOutcome[], reason: string) => void
+  /**
+   * Called with every file's outcome after each reload, the startup load included, and how long
+   * it took (metrics).
+   */
+  readonly onReloadOutcome?: (files: readonly FileOutcome[], reason: string, timing: ReloadTiming) => void
   /**
    * Bind every listener with SO_REUSEPORT, so several worker threads share the addresses and the
    * kernel spreads flows over them (Linux). Off by default: a second server on a taken port fails.
@@ -125,9 +135,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       longestSliceMs: Math.round(s.longestSliceMs * 10) / 10,
       backoffs: s.backoffs,
     }
-    log.info({ reason, ms: Math.round(performance.now() - t0), changed: report.changed, ...sliced }, 'zones reloaded')
+    const ms = performance.now() - t0
+    log.info({ reason, ms: Math.round(ms), changed: report.changed, ...sliced }, 'zones reloaded')
     answerer.table = zones.table
-    opts.onReloadOutcome?.(report.files, reason)
+    opts.onReloadOutcome?.(report.files, reason, { ms, slices: s })
     if (report.changed && reason !== 'startup') opts.onZonesChanged?.()
     return report.files
   }

@@ -413,3 +413,21 @@ describe('TCP limits', () => {
     expect(delta(before, after, 'gslb_tcp_short_frames_total')).toBe(1)
   })
 })
+
+describe('zone reload timings', () => {
+  it('give the last reload time, and for a live reload its longest slice, once there was one', async () => {
+    const before = await scrape()
+    const startup = get(before, 'gslb_zone_reload_duration_seconds')
+    expect(startup).toBeGreaterThan(0)
+    expect(startup).toBeLessThan(60)
+    // The startup load runs in one piece: no slices yet.
+    expect(get(before, 'gslb_zone_reload_longest_slice_seconds')).toBe(0)
+    expect(get(before, 'gslb_zone_reload_backoffs_total')).toBe(0)
+    await serving.server.reloadLive('test')
+    const after = await scrape()
+    const slice = get(after, 'gslb_zone_reload_longest_slice_seconds')
+    expect(slice).toBeGreaterThan(0)
+    expect(slice).toBeLessThanOrEqual(get(after, 'gslb_zone_reload_duration_seconds'))
+    expect(after.has(seriesKey('gslb_zone_reload_backoffs_total'))).toBe(true)
+  })
+})
