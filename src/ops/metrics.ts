@@ -40,6 +40,7 @@ import type { Endpoint } from '../policy/types.ts'
 import type { ProbeSchedulerStats, RunCheck } from '../probe/scheduler.ts'
 import type { CheckResult } from '../probe/types.ts'
 import type { Answerer, Transport } from '../query/handle.ts'
+import type { ReloadTiming } from '../server/index.ts'
 import type { TcpStats } from '../server/tcp.ts'
 import type { UdpStats } from '../server/udp.ts'
 import { splitTargetId, type TargetId } from '../state/types.ts'
@@ -681,12 +682,6 @@ export function reasonKind(reason: string): string {
   return 'other'
 }
 
-/** How long a reload took (server/index ReloadTiming): the whole of it, and a live one's slices. */
-export interface ReloadTimes {
-  readonly ms: number
-  readonly slices: { readonly longestSliceMs: number; readonly backoffs: number } | undefined
-}
-
 /** What a zone reload reported for one file; the shape of FileOutcome that metrics need. */
 export interface ReloadedFile {
   readonly status: 'loaded' | 'unchanged' | 'rejected' | 'removed'
@@ -806,7 +801,7 @@ export class Metrics {
   }
 
   /** The `onReloadOutcome` hook of startServer (`timing` from its third argument). */
-  readonly reloaded = (files: readonly ReloadedFile[], timing?: ReloadTimes): void => {
+  readonly reloaded = (files: readonly ReloadedFile[], timing?: ReloadTiming): void => {
     for (const f of files) {
       if (f.status === 'unchanged') continue
       const zone = f.zone === undefined ? '' : f.zone.toLowerCase().replace(/\.$/, '')

@@ -250,17 +250,13 @@ export function readName(buf: Buffer, offset: number): Name | undefined {
   return nameFromWire(Buffer.from(buf.subarray(offset, o + 1)))
 }
 
-/** Where a load-balanced name collides with the zone's static data. */
-export function validateServices(zone: ZoneData, services: readonly ServiceConfig[]): ZoneError[] {
-  return runSync(validateServicesSteps(zone, services))
-}
-
 const COLLIDING_TYPES = [T.CNAME, T.A, T.AAAA] as const
 
 /**
- * `validateServices` as steps that yield every few services. It runs near the end of a file's
- * load, when a live reload has allocated most of the new table and V8 is most likely marking:
- * in one piece it took 1-7 ms alone but 94-148 ms there (BENCHMARKS.md, "Scale").
+ * Where a load-balanced name collides with the zone's static data, in steps of a few services.
+ * It runs near the end of a file's load, when a live reload has allocated most of the new table
+ * and V8 is most likely marking: in one piece it took 1-7 ms alone but 94-148 ms there
+ * (BENCHMARKS.md, "Scale").
  */
 export function* validateServicesSteps(zone: ZoneData, services: readonly ServiceConfig[]): Steps<ZoneError[]> {
   const errors: ZoneError[] = []
