@@ -214,7 +214,8 @@ describe('runSliced', () => {
     setImmediate(tick)
     await runSliced(stage(), 2, undefined, stats)
     running = false
-    expect(stats.backoffs).toBe(1)
+    // At least the overrun's (a loaded machine may stretch one of the quick slices past 4 ms too).
+    expect(stats.backoffs).toBeGreaterThanOrEqual(1)
     // setTimeout(30) fires no earlier than ~29 ms later by performance.now (libuv's ms clock).
     expect(nextAt - overranAt).toBeGreaterThanOrEqual(25)
     expect(ticks - ticksBefore).toBeGreaterThan(5)
