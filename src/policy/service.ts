@@ -653,11 +653,7 @@ export class CompiledService {
     ctx.computeKey()
     const family = ctx.keyFamily
     const global = family === KEY_V4 ? cache?.global4 : family === KEY_V6 ? cache?.global6 : undefined
-    const byClientNow =
-      prev.family === BY_CLIENT &&
-      prev.view === view &&
-      prev.geo === geo &&
-      prev.geoGeneration === (geo?.generation ?? 0)
+    const byClientNow = prev.family === BY_CLIENT && current(prev, view, geo)
     // The first query of a view that finds a result for its whole family makes the node's Ready
     // hold for that family.
     if (global !== undefined && !byClientNow) return this.#readyOfEntry(node, qtype, view, geo, family, global)

@@ -409,6 +409,23 @@ describe('answers a node made ahead (Ready, on the query path)', () => {
     for (const i of [0, 1, 4095, 4096, 4999]) expect([i, answerFor(i)]).toEqual([i, want(i)])
   })
 
+  it('keep every client also without a geo database', () => {
+    // A Ready made without one records no geo generation; the client table must still be kept.
+    const answerer = new Answerer()
+    answerer.table = buildTable([zone])
+    const svc = zone.services.find((s) => s.config.owner.key.startsWith('\x06sticky'))!
+    const node = answerer.table.nodes.get(svc.config.owner.key)!.service!
+    const ctx = new QueryContext(undefined)
+    for (let i = 0; i < 20; i++) {
+      const subnet: [string, number] = [`10.0.${i}.0`, 24]
+      const out = answerer.answer(packetFor('sticky.gslb.example', T.A, subnet), 'udp', '127.0.0.1')!
+      ctx.resetFor(clientFromText(...subnet)!, true, ALL_UP.view(svc.zoneKey))
+      const d = svc.decide(T.A, ctx)
+      expect([i, answerData(decode(out), 0)]).toEqual([i, d.kind === 'answer' ? d.values[0] : d.kind])
+    }
+    expect(node.ready4.clientCount).toBe(20)
+  })
+
   it('are made again after a geo database reload', () => {
     // `failover` (pure steps, no client bit) answers from its node; the fake geo data says nothing
     // about it, so the check is that a new generation makes a new Ready, not a different answer.
