@@ -217,14 +217,15 @@ export class Answerer {
         shuffle = decision.kind === 'answer' && decision.shuffle
         svc.refresh(node, qt, ctx)
       }
+      // A candidate's SERVFAIL has no template to check it by: ask by key (rare). Before the
+      // outcome is set: the name may turn out static, and its answer must not count as this service's.
+      if (verify && (tpl === undefined || !answersQuestion(tpl, packet, q)))
+        return this.#answerByKey(packet, transport, source)
       const o = this.#outcome
       o.query = packet
       o.service = node.service
       o.zoneKey = node.zoneKey
       o.decision = decision
-      // A candidate's SERVFAIL has no template to check it by: ask by key (rare).
-      if (verify && (tpl === undefined || !answersQuestion(tpl, packet, q)))
-        return this.#answerByKey(packet, transport, source)
       if (tpl === undefined) return errorResponse(packet, q, RCODE.SERVFAIL, edns)
       ecsScope = ctx.ecsScope
       t = tpl

@@ -234,6 +234,16 @@ describe('services through the index', () => {
       }
     }
     expect(compared).toBe(2 * 4 * 5 * 4)
+    // The metrics' service outcome belongs to the name answered, not to the wrong entry's service.
+    const counted = new Answerer()
+    counted.table = wrong
+    const plain = packet('plain.gslb.example', 'A', 3)
+    counted.answer(plain, 'udp', '127.0.0.1')
+    expect(counted.lastOutcome.query).not.toBe(plain)
+    const api = packet('api.gslb.example', 'A', 4)
+    counted.answer(api, 'udp', '127.0.0.1')
+    expect(counted.lastOutcome.query).toBe(api)
+    expect(counted.lastOutcome.service?.config.owner.key).toBe(key('api.gslb.example.'))
     // A service's address answers carry data (not the static TXT's NODATA), the TXT the static text.
     const fast = new Answerer()
     fast.table = table
