@@ -131,6 +131,34 @@ export function nameHash(key: string): number {
   return Math.imul(h, HASH_PRIME) & HASH_MASK
 }
 
+/** Where `questionHash` leaves the end of the name it hashed (reused: no object per call). */
+export const questionSpan = { end: 0 }
+
+/**
+ * `Query.hash` of the question name of the message at buf[start..end), without parsing the rest
+ * (the batch read-ahead, query/read-ahead.ts); -1 for a name parseQuery would not accept. The
+ * offset just past the name goes to `questionSpan.end`.
+ */
+export function questionHash(buf: Uint8Array, start: number, end: number): number {
+  let i = start + 12
+  let h = HASH_SEED
+  for (let labels = 0; ; labels++) {
+    if (i >= end) return -1
+    const len = buf[i]!
+    if (len === 0) break
+    if (len > 63 || labels >= MAX_LABELS || i + len + 1 >= end) return -1
+    h = Math.imul(h ^ len, HASH_PRIME)
+    for (let j = i + 1; j <= i + len; j++) {
+      const c = buf[j]!
+      h = Math.imul(h ^ (c >= 0x41 && c <= 0x5a ? c | 0x20 : c), HASH_PRIME)
+    }
+    i += len + 1
+  }
+  if (i + 1 - (start + 12) > 255) return -1
+  questionSpan.end = i + 1
+  return Math.imul(h, HASH_PRIME) & HASH_MASK
+}
+
 /** Latin1 text of buf[start..end) with only A-Z folded (toLowerCase would also fold latin1 letters). */
 function foldAscii(buf: Buffer, start: number, end: number): string {
   let key = ''

@@ -24,6 +24,7 @@ import {
 } from '../zone/table.ts'
 import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 import { type GeoLookup, QueryContext } from './context.ts'
+import { ReadAhead } from './read-ahead.ts'
 
 export interface ChaosConfig {
   /** Answer for `id.server` / `hostname.bind` CH TXT; undefined leaves them REFUSED. */
@@ -71,6 +72,7 @@ export class Answerer {
   #exactQuery: Buffer | undefined
   #exactNode: AnswerNode | undefined
   readonly #q = new Query()
+  readonly #ahead = new ReadAhead()
   readonly #edns: EdnsConfig
   readonly #maxUdp: number
   readonly #chaos: ReadonlyMap<string, Template>
@@ -148,6 +150,22 @@ export class Answerer {
     } finally {
       this.#byKey = false
     }
+  }
+
+  /**
+   * Reads ahead, for a batch of datagrams about to be answered one by one, the objects their
+   * answers come from (query/read-ahead.ts); changes nothing. Returns how many it followed to a
+   * template. Datagram i is at `input[i * slot]`, its length at `lengths[i * stride + lengthAt]`.
+   */
+  readAhead(
+    input: Uint8Array,
+    slot: number,
+    lengths: Int32Array,
+    stride: number,
+    lengthAt: number,
+    count: number,
+  ): number {
+    return this.#ahead.run(this.#table, input, slot, lengths, stride, lengthAt, count)
   }
 
   /** Answers one DNS message from `source` (the peer address); `null` means stay silent. */

@@ -264,8 +264,20 @@ function listenBatched(
   }
   let handle: ReturnType<UdpBatchAddon['open']>[0] | undefined
 
+  let readAheadFailed = false
   const onBatch = (count: number): void => {
     let pos = 0
+    // A batch's answers read a few scattered objects each; read ahead for all of them first so
+    // their cache misses overlap (query/read-ahead.ts). Only an optimization: if it ever threw,
+    // answering goes on without it (a throw here would reach the addon's fatal-exception path).
+    if (count > 1 && !readAheadFailed) {
+      try {
+        r.answerer.readAhead(input, slot, meta, words, META_LEN, count)
+      } catch (err) {
+        readAheadFailed = true
+        r.log.error({ err }, 'batch read-ahead failed; answering without it')
+      }
+    }
     for (let i = 0; i < count; i++) {
       const m = i * words
       const len = meta[m + META_LEN]!

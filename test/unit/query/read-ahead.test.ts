@@ -1,0 +1,204 @@
+/**
+ * The batch read-ahead (query/read-ahead.ts): the question hash it computes equals the parse's;
+ * the index's batch lookup equals one lookup per hash; it follows static names and services whose
+ * answers are made ahead down to their templates, and nothing else (no name, another class, a
+ * malformed or cut datagram, a service not asked yet); it never throws on garbage; and the
+ * answers after it are byte for byte those without it.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as dnsPacket from 'dns-packet'
+import { afterAll, describe, expect, it } from 'vitest'
+import { readZoneFile } from '../../../src/config/zone-file.ts'
+import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } from '../../../src/dns/query.ts'
+import { Answerer } from '../../../src/query/handle.ts'
+import { ReadAhead } from '../../../src/query/read-ahead.ts'
+import { compileZone } from '../../../src/zone/compile.ts'
+import { buildTable, NameIndex } from '../../../src/zone/table.ts'
+import { validateZone } from '../../../src/zone/validate.ts'
+import { fuzzPacket, int } from '../../helpers/fuzz.ts'
+import { mulberry32 } from '../../helpers/policy-context.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'gslb-read-ahead-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const ZONE = [
+  'zone: gslb.example',
+  'ttl: 300',
+  'records: |',
+  '  @ 3600 SOA ns1 hostmaster 2026010101 7200 3600 1209600 60',
+  '  @ 3600 NS ns1',
+  '  ns1 A 192.0.2.1',
+  '  www A 192.0.2.10',
+  '  www TXT "text"',
+  'pools:',
+  '  p:',
+  '    endpoints:',
+  '      e1: { address: [192.0.2.11, "2001:db8::11"], weight: 3 }',
+  '      e2: { address: [192.0.2.12, "2001:db8::12"] }',
+  'services:',
+  '  app: { pools: [p], chain: [weighted] }',
+  '  two: { pools: [p], chain: [weighted] }',
+]
+
+function table() {
+  const path = join(dir, 'gslb.example.yaml')
+  writeFileSync(path, `${ZONE.join('\n')}\n`)
+  const read = readZoneFile(path, dir)
+  expect(read.errors.map((e) => e.message)).toEqual([])
+  const v = validateZone(read.origin!, path, read.records)
+  expect(v.errors.map((e) => e.message)).toEqual([])
+  return buildTable([compileZone(v.zone!, read.gslb)])
+}
+
+function query(name: string, type: string, id = 1, cls: 'IN' | 'CH' = 'IN'): Buffer {
+  return dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'A', class: cls }] })
+}
+
+const SLOT = 512
+
+/** Datagrams laid out as the batched UDP addon does: slot i at i * SLOT, lengths in a stride-3 record. */
+function batch(packets: readonly Buffer[], lengths?: readonly number[]) {
+  const input = Buffer.alloc(packets.length * SLOT)
+  const meta = new Int32Array(packets.length * 3).fill(-7)
+  packets.forEach((p, i) => {
+    p.copy(input, i * SLOT, 0, Math.min(p.length, SLOT))
+    meta[i * 3 + 1] = lengths?.[i] ?? p.length
+  })
+  return { input, meta, count: packets.length }
+}
+
+describe('question hash', () => {
+  it('equals the hash parseQuery computes, and ends where the name ends', () => {
+    const q = new Query()
+    const names = ['.', 'a', 'www.gslb.example', 'WwW.GsLb.ExAmPlE', `${'x'.repeat(63)}.example`, 'caf\u00e9.example']
+    for (const name of names) {
+      const p = query(name, 'AAAA')
+      expect(parseQuery(p, q)).toBe(ParseResult.OK)
+      expect(questionHash(p, 0, p.length)).toBe(q.hash)
+      expect(questionSpan.end).toBe(12 + q.qnameLen)
+    }
+    expect(questionHash(query('www.gslb.example', 'A'), 0, 200)).toBe(nameHash('\x03www\x04gslb\x07example\x00'))
+  })
+
+  it('is -1 for a name the parse would not accept', () => {
+    const www = query('www.gslb.example', 'A')
+    // Cut inside the name, and cut right after its last label (no root byte).
+    expect(questionHash(www, 0, 15)).toBe(-1)
+    expect(questionHash(www, 0, 12 + 17)).toBe(-1)
+    const long = Buffer.from(www)
+    long[12] = 64
+    expect(questionHash(long, 0, long.length)).toBe(-1)
+    // 128 labels of one byte is 256 bytes with the root: over 255.
+    const deep = Buffer.concat([www.subarray(0, 12), Buffer.alloc(256, 1), Buffer.from([0, 0, 1, 0, 1])])
+    for (let i = 12; i < 12 + 256; i += 2) deep[i] = 1
+    deep[12 + 256] = 0
+    expect(questionHash(deep, 0, deep.length)).toBe(-1)
+  })
+
+  it('agrees with the parse on fuzzed packets: never a hash the parse would not compute', () => {
+    const rng = mulberry32(7)
+    const q = new Query()
+    let hashed = 0
+    for (let n = 0; n < 3000; n++) {
+      const b = fuzzPacket(rng, 600).bytes
+      const h = b.length < 12 ? -1 : questionHash(b, 0, b.length)
+      if (h < 0) continue
+      hashed++
+      // The parse reads past the name (type, class, other sections) and may refuse for that.
+      if (parseQuery(b, q) === ParseResult.OK && q.hasQuestion) expect(h).toBe(q.hash)
+    }
+    expect(hashed).toBeGreaterThan(1000)
+  })
+})
+
+describe('NameIndex.getMany', () => {
+  it('finds for each hash what get finds; a negative hash finds nothing', () => {
+    const t = table()
+    const hashes = t.byHash.hashes()
+    const asked = new Int32Array([...hashes, -1, 12345, ...hashes.slice(0, 3)])
+    const out: unknown[] = []
+    t.byHash.getMany(asked, asked.length, out as never)
+    expect(out).toEqual([...asked].map((h) => (h < 0 ? undefined : t.byHash.get(h))))
+    expect(out.filter((n) => n !== undefined).length).toBe(hashes.length + 3)
+    const shared = NameIndex.of([
+      [5, null],
+      [9, null],
+    ])
+    const two: unknown[] = []
+    shared.getMany(new Int32Array([5, 9, 7]), 3, two as never)
+    expect(two).toEqual([null, null, undefined])
+  })
+})
+
+describe('ReadAhead', () => {
+  it('follows static names and services answered once to a template, and nothing else', () => {
+    const t = table()
+    const ahead = new ReadAhead()
+    const run = (packets: readonly Buffer[], lengths?: readonly number[]): number => {
+      const b = batch(packets, lengths)
+      return ahead.run(t, b.input, SLOT, b.meta, 3, 1, b.count)
+    }
+    expect(run([query('www.gslb.example', 'A')])).toBe(1)
+    expect(run([query('WWW.gslb.example', 'TXT')])).toBe(1)
+    // A type the name has none of: its NODATA template.
+    expect(run([query('www.gslb.example', 'MX')])).toBe(1)
+    expect(run([query('nothere.gslb.example', 'A')])).toBe(0)
+    expect(run([query('www.gslb.example', 'TXT', 1, 'CH')])).toBe(0)
+    // Cut by its length field; no length (negative); shorter than a question.
+    const www = query('www.gslb.example', 'A')
+    expect(run([www], [20])).toBe(0)
+    // The name and type whole, the class cut off (its bytes are in the slot, past the length).
+    expect(run([www], [www.length - 2])).toBe(0)
+    expect(run([www], [www.length])).toBe(1)
+    expect(run([www], [-1])).toBe(0)
+    expect(run([www.subarray(0, 14)])).toBe(0)
+    // A service before any query has nothing made ahead; after one, its Ready has a template.
+    const app = query('app.gslb.example', 'A')
+    expect(run([app])).toBe(0)
+    const answerer = new Answerer({ random: mulberry32(3) })
+    answerer.table = t
+    expect(answerer.answer(app, 'udp', '127.0.0.1')).not.toBeNull()
+    expect(run([app])).toBe(1)
+    expect(run([query('app.gslb.example', 'AAAA')])).toBe(0)
+    expect(run([app, www, query('two.gslb.example', 'A'), query('x.gslb.example', 'A'), app])).toBe(3)
+  })
+
+  it('reads batches larger than it was made for, and garbage of any length, without throwing', () => {
+    const t = table()
+    const ahead = new ReadAhead()
+    const rng = mulberry32(11)
+    for (let n = 0; n < 200; n++) {
+      const packets = Array.from({ length: 1 + int(rng, 80) }, () => fuzzPacket(rng, SLOT).bytes)
+      // Lengths past the slot and the buffer, zero and negative ones too.
+      const lengths = packets.map((p) => [p.length, 0, -1, SLOT + 100, 1 << 20][int(rng, 5)]!)
+      const b = batch(packets, lengths)
+      expect(() => ahead.run(t, b.input, SLOT, b.meta, 3, 1, b.count)).not.toThrow()
+    }
+  })
+
+  it('leaves answers byte for byte as they are without it', () => {
+    const t = table()
+    const packets = ['www A', 'app A', 'app AAAA', 'two A', 'www TXT', 'nothere A', 'gslb.example SOA'].map((s, i) => {
+      const [name, type] = s.split(' ')
+      return query(`${name}.gslb.example`.replace('gslb.example.gslb.example', 'gslb.example'), type!, i + 1)
+    })
+    const plain = new Answerer({ random: mulberry32(5) })
+    const ahead = new Answerer({ random: mulberry32(5) })
+    plain.table = t
+    ahead.table = t
+    const b = batch(packets)
+    for (let round = 0; round < 3; round++) {
+      const reached = ahead.readAhead(b.input, SLOT, b.meta, 3, 1, b.count)
+      // Round 0: the services have made nothing ahead yet; from round 1 every name that exists is reached.
+      expect(reached).toBe(round === 0 ? 3 : 6)
+      for (const p of packets) {
+        expect(ahead.answer(p, 'udp', '127.0.0.1')?.toString('hex')).toBe(
+          plain.answer(p, 'udp', '127.0.0.1')?.toString('hex'),
+        )
+      }
+    }
+  })
+})
