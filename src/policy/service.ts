@@ -345,10 +345,18 @@ function ownReady(clients: readonly (Ready | undefined)[], view: HealthView, ctx
 /** The Ready of the query's client in a client table (computing the context's client key). */
 function findClient(slots: readonly (Ready | undefined)[], ctx: CacheableContext): Ready | undefined {
   ctx.computeKey()
-  const family = ctx.keyFamily
+  return clientReady(slots, ctx.keyFamily, ctx.keyHi, ctx.keyLo)
+}
+
+/** The Ready under a client key (QueryContext.keyFamily, keyHi, keyLo) in a client table. */
+export function clientReady(
+  slots: readonly (Ready | undefined)[],
+  family: number,
+  keyHi: number,
+  key: number,
+): Ready | undefined {
   if (family === KEY_UNKNOWN) return undefined
-  const hi = family === KEY_V6 ? ctx.keyHi | 0 : 0
-  const key = ctx.keyLo
+  const hi = family === KEY_V6 ? keyHi | 0 : 0
   const mask = slots.length - 1
   for (let i = clientSlot(family, hi, key, mask); ; i = (i + 1) & mask) {
     const c = slots[i]

@@ -33,6 +33,41 @@ const UNKNOWN_CLIENT: ClientInfo = Object.freeze({
   bytes: new Uint8Array(4),
 })
 
+/** A client cache key (see QueryContext.keyFamily); filled by clientKey4 / clientKey6. */
+export interface ClientKey {
+  keyFamily: number
+  keyHi: number
+  keyLo: number
+}
+
+/** The key of an IPv4 client `address` (a uint32) with `prefix` known bits. */
+export function clientKey4(out: ClientKey, address: number, prefix: number): void {
+  const bits = prefix < KEY_BITS4 ? prefix : KEY_BITS4
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+  out.keyFamily = KEY_V4
+  out.keyHi = 0
+  out.keyLo = ((address & mask) >>> 8) * 32 + bits
+}
+
+/**
+ * The key of an IPv6 client whose address starts at `b[at]`, with `prefix` known bits (bytes past
+ * the prefix are masked off, so an ECS address of fewer than 7 bytes may be read in place).
+ */
+export function clientKey6(out: ClientKey, b: Uint8Array, at: number, prefix: number): void {
+  const bits = prefix < KEY_BITS6 ? prefix : KEY_BITS6
+  let hi = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+  let lo = (b[at + 4]! << 16) | (b[at + 5]! << 8) | b[at + 6]!
+  if (bits <= 32) {
+    hi = bits === 0 ? 0 : (hi & (0xffffffff << (32 - bits))) >>> 0
+    lo = 0
+  } else {
+    lo &= (0xffffff << (56 - bits)) & 0xffffff
+  }
+  out.keyFamily = KEY_V6
+  out.keyHi = hi
+  out.keyLo = lo * 64 + bits
+}
+
 export class QueryContext implements PolicyContext {
   #geoDb: GeoLookup | undefined
   #q: Query | undefined
@@ -134,26 +169,11 @@ export class QueryContext implements PolicyContext {
   }
 
   #key4(address: number, prefix: number): void {
-    const bits = prefix < KEY_BITS4 ? prefix : KEY_BITS4
-    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
-    this.keyFamily = KEY_V4
-    this.keyHi = 0
-    this.keyLo = ((address & mask) >>> 8) * 32 + bits
+    clientKey4(this, address, prefix)
   }
 
   #key6(b: Uint8Array, prefix: number): void {
-    const bits = prefix < KEY_BITS6 ? prefix : KEY_BITS6
-    let hi = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0
-    let lo = (b[4]! << 16) | (b[5]! << 8) | b[6]!
-    if (bits <= 32) {
-      hi = bits === 0 ? 0 : (hi & (0xffffffff << (32 - bits))) >>> 0
-      lo = 0
-    } else {
-      lo &= (0xffffff << (56 - bits)) & 0xffffff
-    }
-    this.keyFamily = KEY_V6
-    this.keyHi = hi
-    this.keyLo = lo * 64 + bits
+    clientKey6(this, b, 0, prefix)
   }
 
   scope(bits: number): void {

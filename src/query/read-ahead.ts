@@ -14,25 +14,66 @@
  * JavaScript: a read whose value is kept (`seen`) is a prefetch the JIT cannot drop.
  *
  * Read only: it decides nothing and changes nothing, so an answer is the same with or without it.
- * A client's own Ready (geo, latency, sticky) is not read ahead: finding it needs the client key
- * from the ECS option, which this does not parse; its table's first line is.
+ * A client's own Ready (geo, latency, sticky) is read ahead for a query with an ECS option right
+ * after the question (how resolvers send it), keyed as the query path keys it (clientKey4/6); a
+ * query without ECS is keyed by its source address there, which this does not read: for it the
+ * client's Ready stays a miss of the answer.
  */
 
-import { questionHash, questionSpan } from '../dns/query.ts'
+import { OPT_ECS, questionHash, questionSpan } from '../dns/query.ts'
 import type { Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
-import type { Ready, ServiceNode } from '../policy/service.ts'
+import { clientReady, type Ready, type ServiceNode } from '../policy/service.ts'
 import type { AnswerNode } from '../zone/node.ts'
 import { answerAt, type ZoneTable } from '../zone/table.ts'
 import { CLASS_IN } from '../zone/types.ts'
+import { type ClientKey, clientKey4, clientKey6 } from './context.ts'
 
 /** Datagrams shorter than a header and the shortest question (root name, type, class) hold none. */
 const MIN_QUERY = 12 + 1 + 4
+const TYPE_OPT = 41
+
+/**
+ * The client key of the ECS option of the query at `input[start, end)` whose question ends at
+ * `at`, into `out`; false when it has none there. Only the usual layout: no answer or authority
+ * records and the OPT record first after the question. Address bytes past the source prefix are
+ * read but masked off by the key, so a short address is read in place.
+ */
+export function ecsClientKey(input: Uint8Array, start: number, end: number, at: number, out: ClientKey): boolean {
+  if ((input[start + 6]! | input[start + 7]! | input[start + 8]! | input[start + 9]!) !== 0) return false
+  if (at + 11 > end || input[at] !== 0 || ((input[at + 1]! << 8) | input[at + 2]!) !== TYPE_OPT) return false
+  const rdEnd = at + 11 + ((input[at + 9]! << 8) | input[at + 10]!)
+  if (rdEnd > end) return false
+  for (let o = at + 11; o + 4 <= rdEnd; ) {
+    const len = (input[o + 2]! << 8) | input[o + 3]!
+    if (((input[o]! << 8) | input[o + 1]!) === OPT_ECS) {
+      if (len < 4 || o + 4 + len > rdEnd) return false
+      const family = (input[o + 4]! << 8) | input[o + 5]!
+      const source = input[o + 6]!
+      const a = o + 8
+      if (source === 0) return false
+      if (family === 1 && source <= 32)
+        clientKey4(
+          out,
+          ((input[a]! << 24) | (input[a + 1]! << 16) | (input[a + 2]! << 8) | input[a + 3]!) >>> 0,
+          source,
+        )
+      else if (family === 2 && source <= 128) clientKey6(out, input, a, source)
+      else return false
+      return true
+    }
+    o += 4 + len
+  }
+  return false
+}
 
 export class ReadAhead {
   #capacity = 0
   #hashes = new Int32Array(0)
   #qtypes = new Int32Array(0)
+  /** Where each question ends (past type and class): the OPT record starts there. */
+  #ends = new Int32Array(0)
+  readonly #key: ClientKey = { keyFamily: 0, keyHi: 0, keyLo: 0 }
   // One array per stage and type: each stage's loop reads one kind of object (monomorphic).
   #nodes: (AnswerNode | null | undefined)[] = []
   #services: (ServiceNode | undefined)[] = []
@@ -49,6 +90,7 @@ export class ReadAhead {
     this.#capacity = c
     this.#hashes = new Int32Array(c)
     this.#qtypes = new Int32Array(c)
+    this.#ends = new Int32Array(c)
     this.#nodes = new Array(c).fill(undefined)
     this.#services = new Array(c).fill(undefined)
     this.#clients = new Array(c).fill(undefined)
@@ -74,6 +116,7 @@ export class ReadAhead {
     if (count > this.#capacity) this.#grow(count)
     const hashes = this.#hashes
     const qtypes = this.#qtypes
+    const ends = this.#ends
     // 1. The question's name hash and type (bytes just received: in cache).
     for (let i = 0; i < count; i++) {
       const start = i * slot
@@ -87,6 +130,7 @@ export class ReadAhead {
       }
       hashes[i] = h
       qtypes[i] = (input[at]! << 8) | input[at + 1]!
+      ends[i] = at + 4
     }
     // 2. Index slots, then index entries.
     const nodes = this.#nodes
@@ -118,24 +162,27 @@ export class ReadAhead {
       if (c !== undefined) clients[i] = c
       else readys[i] = v6 ? s.ready6 : s.ready4
     }
-    // 5. Readys: their first two templates (a draw picks one of them, or one of its array's);
-    // client tables: their first slots.
+    // 5. Client tables: the slot of the query's client, by its ECS option (bytes still in cache).
+    const key = this.#key
+    for (let i = 0; i < count; i++) {
+      const c = clients[i]
+      if (c === undefined) continue
+      clients[i] = undefined
+      const start = i * slot
+      if (ecsClientKey(input, start, start + lengths[i * stride + lengthAt]!, ends[i]!, key))
+        readys[i] = clientReady(c, key.keyFamily, key.keyHi, key.keyLo)
+    }
+    // 6. Readys: their first two templates (a draw picks one of them, or one of its array's).
     const seconds = this.#seconds
     for (let i = 0; i < count; i++) {
       seconds[i] = undefined
-      const c = clients[i]
-      if (c !== undefined) {
-        clients[i] = undefined
-        if (c.length > 0 && c[0] !== undefined) seen ^= 1
-        continue
-      }
       const r = readys[i]
       if (r === undefined) continue
       readys[i] = undefined
       templates[i] = r.template0
       seconds[i] = r.template1
     }
-    // 6. Templates, and the line of their bytes that holds the question name.
+    // 7. Templates, and the line of their bytes that holds the question name.
     let reached = 0
     for (let i = 0; i < count; i++) {
       const t = templates[i]

@@ -13,8 +13,10 @@ import * as dnsPacket from 'dns-packet'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } from '../../../src/dns/query.ts'
+import { HealthStore } from '../../../src/health/state.ts'
+import { KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
 import { Answerer } from '../../../src/query/handle.ts'
-import { ReadAhead } from '../../../src/query/read-ahead.ts'
+import { ecsClientKey, ReadAhead } from '../../../src/query/read-ahead.ts'
 import { compileZone } from '../../../src/zone/compile.ts'
 import { buildTable, NameIndex } from '../../../src/zone/table.ts'
 import { validateZone } from '../../../src/zone/validate.ts'
@@ -41,6 +43,7 @@ const ZONE = [
   'services:',
   '  app: { pools: [p], chain: [weighted] }',
   '  two: { pools: [p], chain: [weighted] }',
+  '  stick: { pools: [p], chain: [sticky] }',
 ]
 
 function table() {
@@ -55,6 +58,30 @@ function table() {
 
 function query(name: string, type: string, id = 1, cls: 'IN' | 'CH' = 'IN'): Buffer {
   return dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'A', class: cls }] })
+}
+
+/** A query with an OPT record carrying `options` (an ECS option by default: address, source prefix). */
+function ednsQuery(name: string, type: string, ecs?: readonly [string, number], extra: object[] = []): Buffer {
+  const options = [
+    ...extra,
+    ...(ecs === undefined
+      ? []
+      : [
+          {
+            code: 8,
+            family: ecs[0].includes(':') ? 2 : 1,
+            sourcePrefixLength: ecs[1],
+            scopePrefixLength: 0,
+            ip: ecs[0],
+          },
+        ]),
+  ]
+  return dnsPacket.encode({
+    type: 'query',
+    id: 9,
+    questions: [{ name, type: type as 'A' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options } as dnsPacket.Answer],
+  })
 }
 
 const SLOT = 512
@@ -114,6 +141,70 @@ describe('question hash', () => {
   })
 })
 
+describe('ECS client key', () => {
+  it('is the key the query path computes from the same option', () => {
+    const q = new Query()
+    const ctx = new QueryContext(undefined)
+    const view = new HealthStore().current.view('gslb.example.')
+    const key = { keyFamily: -1, keyHi: -1, keyLo: -1 }
+    const cases: [string, number][] = [
+      ['81.2.69.0', 24],
+      ['81.2.69.160', 32],
+      ['81.2.0.0', 16],
+      ['80.0.0.0', 7],
+      ['2001:db8:1234:5600::', 56],
+      ['2001:db8:1234::', 48],
+      ['2001:db8:1234:5678:9abc::', 80],
+      ['2001:db8::', 29],
+      ['2001:db8:1234:5678::1', 128],
+    ]
+    for (const ecs of cases) {
+      for (const extra of [[], [{ code: 10, data: Buffer.from('0102030405060708', 'hex') }]]) {
+        const p = ednsQuery('app.gslb.example', 'A', ecs, extra)
+        expect(parseQuery(p, q)).toBe(ParseResult.OK)
+        ctx.reset(q, '127.0.0.1', view)
+        ctx.computeKey()
+        expect(questionHash(p, 0, p.length)).toBe(q.hash)
+        expect(ecsClientKey(p, 0, p.length, questionSpan.end + 4, key)).toBe(true)
+        expect([key.keyFamily, key.keyHi, key.keyLo]).toEqual([ctx.keyFamily, ctx.keyHi, ctx.keyLo])
+      }
+    }
+  })
+
+  it('is not found without an ECS option, with source prefix 0, or past records it does not expect', () => {
+    const key = { keyFamily: -1, keyHi: -1, keyLo: -1 }
+    const at = (p: Buffer): number => (questionHash(p, 0, p.length) >= 0 ? questionSpan.end + 4 : -1)
+    const none = [
+      query('app.gslb.example', 'A'),
+      ednsQuery('app.gslb.example', 'A'),
+      ednsQuery('app.gslb.example', 'A', undefined, [{ code: 10, data: Buffer.alloc(8) }]),
+      ednsQuery('app.gslb.example', 'A', ['0.0.0.0', 0]),
+    ]
+    for (const p of none) expect(ecsClientKey(p, 0, p.length, at(p), key)).toBe(false)
+    // An answer record before the OPT: not the layout it reads.
+    const withAnswer = dnsPacket.encode({
+      type: 'query',
+      id: 3,
+      questions: [{ name: 'app.gslb.example', type: 'A' }],
+      answers: [{ type: 'A', name: 'app.gslb.example', data: '192.0.2.1' }],
+      additionals: [
+        {
+          type: 'OPT',
+          name: '.',
+          udpPayloadSize: 1232,
+          options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '81.2.69.0' }],
+        } as dnsPacket.Answer,
+      ],
+    })
+    expect(ecsClientKey(withAnswer, 0, withAnswer.length, at(withAnswer), key)).toBe(false)
+    // Cut inside the option.
+    const ecs = ednsQuery('app.gslb.example', 'A', ['81.2.69.0', 24])
+    expect(ecsClientKey(ecs, 0, ecs.length - 2, at(ecs), key)).toBe(false)
+    expect(key.keyFamily).toBe(-1)
+    expect(KEY_UNKNOWN).toBe(0)
+  })
+})
+
 describe('NameIndex.getMany', () => {
   it('finds for each hash what get finds; a negative hash finds nothing', () => {
     const t = table()
@@ -164,6 +255,29 @@ describe('ReadAhead', () => {
     expect(run([app])).toBe(1)
     expect(run([query('app.gslb.example', 'AAAA')])).toBe(0)
     expect(run([app, www, query('two.gslb.example', 'A'), query('x.gslb.example', 'A'), app])).toBe(3)
+  })
+
+  it("follows a client's own Ready by the query's ECS option", () => {
+    const t = table()
+    const ahead = new ReadAhead()
+    const run = (packets: readonly Buffer[]): number => {
+      const b = batch(packets)
+      return ahead.run(t, b.input, SLOT, b.meta, 3, 1, b.count)
+    }
+    const uk = ednsQuery('stick.gslb.example', 'A', ['81.2.69.0', 24])
+    const other = ednsQuery('stick.gslb.example', 'A', ['192.0.2.0', 24])
+    const v6 = ednsQuery('stick.gslb.example', 'AAAA', ['2001:db8:1234:5600::', 56])
+    expect(run([uk, other, v6])).toBe(0)
+    const answerer = new Answerer({ random: mulberry32(3) })
+    answerer.table = t
+    expect(answerer.answer(uk, 'udp', '127.0.0.1')).not.toBeNull()
+    // The client answered has its Ready; another client, and one without ECS (keyed by source), not.
+    expect(run([uk])).toBe(1)
+    expect(run([other])).toBe(0)
+    expect(run([ednsQuery('stick.gslb.example', 'A')])).toBe(0)
+    expect(answerer.answer(v6, 'udp', '127.0.0.1')).not.toBeNull()
+    expect(answerer.answer(other, 'udp', '127.0.0.1')).not.toBeNull()
+    expect(run([uk, other, v6, ednsQuery('stick.gslb.example', 'AAAA', ['2001:db8:1234:5700::', 56])])).toBe(3)
   })
 
   it('reads batches larger than it was made for, and garbage of any length, without throwing', () => {
