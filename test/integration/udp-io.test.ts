@@ -138,6 +138,31 @@ describe.runIf(process.platform === 'linux')('batched UDP I/O', () => {
     expect(await udpExchange(dgram.port, Buffer.from([1, 2, 3]), 300)).toBeNull()
   })
 
+  it('reads a batch ahead on the batched path (every zone set here) and answers as without it', async () => {
+    const ahead = new Answerer({ maxUdpSize: 65535, readAheadMinNames: 0 })
+    ahead.table = answerer.table
+    const l = await listenUdp('127.0.0.1', 0, ahead, log, observe, undefined, { io: 'batched' })
+    listeners.push(l)
+    const plain = await open('dgram')
+    const names = ['www', 'alias', 'cdn', 'anything', 'nothere.ns1', 'big']
+    const msgs = Array.from({ length: 120 }, (_, i) =>
+      query(`${names[i % names.length]}.io.test`, i % 4 === 1 ? 'AAAA' : 'A', { id: i + 1, edns: i % 2 === 0 }),
+    )
+    const replies = await burst(l.port, msgs)
+    expect(replies.size).toBe(msgs.length)
+    const stats = ahead.readAheadStats
+    // Sent in one loop, they arrive in batches of several: each batch read ahead, the names with a
+    // node (www, alias, cdn, big; not the wildcard's or the missing one's) followed to a template.
+    expect(stats.batches).toBeGreaterThan(0)
+    expect(stats.batches).toBeLessThan(msgs.length)
+    expect(stats.reached).toBeGreaterThan(0)
+    expect(stats.reached).toBeLessThanOrEqual((msgs.length * 4) / names.length)
+    for (const m of msgs.slice(0, 12)) {
+      const b = await udpExchange(plain.port, m)
+      expect(replies.get(m.readUInt16BE(0))?.toString('hex')).toBe(b!.toString('hex'))
+    }
+  })
+
   it('rate-limits alike on both paths: the peer address reaches RRL from bytes and from text', async () => {
     const verdicts: Record<string, string[]> = {}
     for (const io of ['batched', 'dgram'] as const) {

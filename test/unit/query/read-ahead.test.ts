@@ -15,7 +15,7 @@ import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } from '../../../src/dns/query.ts'
 import { HealthStore } from '../../../src/health/state.ts'
 import { KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
-import { Answerer } from '../../../src/query/handle.ts'
+import { Answerer, READ_AHEAD_MIN_NAMES } from '../../../src/query/handle.ts'
 import { ecsClientKey, ReadAhead } from '../../../src/query/read-ahead.ts'
 import { compileZone } from '../../../src/zone/compile.ts'
 import { buildTable, NameIndex } from '../../../src/zone/table.ts'
@@ -280,6 +280,20 @@ describe('ReadAhead', () => {
     expect(run([uk, other, v6, ednsQuery('stick.gslb.example', 'AAAA', ['2001:db8:1234:5700::', 56])])).toBe(3)
   })
 
+  it('is skipped for a zone set smaller than readAheadMinNames (its answers stay in cache)', () => {
+    const t = table()
+    const b = batch([query('www.gslb.example', 'A')])
+    const at = (min?: number): number => {
+      const a = new Answerer(min === undefined ? {} : { readAheadMinNames: min })
+      a.table = t
+      return a.readAhead(b.input, SLOT, b.meta, 3, 1, b.count)
+    }
+    expect(t.byHash.size).toBeLessThan(READ_AHEAD_MIN_NAMES)
+    expect(at()).toBe(0)
+    expect(at(t.byHash.size + 1)).toBe(0)
+    expect(at(t.byHash.size)).toBe(1)
+  })
+
   it('reads batches larger than it was made for, and garbage of any length, without throwing', () => {
     const t = table()
     const ahead = new ReadAhead()
@@ -300,7 +314,7 @@ describe('ReadAhead', () => {
       return query(`${name}.gslb.example`.replace('gslb.example.gslb.example', 'gslb.example'), type!, i + 1)
     })
     const plain = new Answerer({ random: mulberry32(5) })
-    const ahead = new Answerer({ random: mulberry32(5) })
+    const ahead = new Answerer({ random: mulberry32(5), readAheadMinNames: 0 })
     plain.table = t
     ahead.table = t
     const b = batch(packets)
