@@ -24,7 +24,7 @@ import {
 } from '../zone/table.ts'
 import { CLASS_CH, CLASS_IN } from '../zone/types.ts'
 import { type GeoLookup, QueryContext } from './context.ts'
-import { ReadAhead } from './read-ahead.ts'
+import { type BatchLayout, ReadAhead } from './read-ahead.ts'
 
 export interface ChaosConfig {
   /** Answer for `id.server` / `hostname.bind` CH TXT; undefined leaves them REFUSED. */
@@ -173,19 +173,11 @@ export class Answerer {
    * Reads ahead, for a batch of datagrams about to be answered one by one, the objects their
    * answers come from (query/read-ahead.ts); changes nothing. Returns how many it followed to a
    * template; 0 without reading when the table has fewer names than `readAheadMinNames`.
-   * Datagram i is at `input[i * slot]`, its length at `lengths[i * stride + lengthAt]`.
    */
-  readAhead(
-    input: Uint8Array,
-    slot: number,
-    lengths: Int32Array,
-    stride: number,
-    lengthAt: number,
-    count: number,
-  ): number {
+  readAhead(input: Uint8Array, meta: Int32Array, records: Uint8Array, layout: BatchLayout, count: number): number {
     const table = this.#table
     if (table.byHash.size < this.#readAheadMinNames) return 0
-    const reached = this.#ahead.run(table, input, slot, lengths, stride, lengthAt, count)
+    const reached = this.#ahead.run(table, input, meta, records, layout, count)
     this.#readAheadBatches++
     this.#readAheadReached += reached
     return reached

@@ -14,10 +14,9 @@
  * JavaScript: a read whose value is kept (`seen`) is a prefetch the JIT cannot drop.
  *
  * Read only: it decides nothing and changes nothing, so an answer is the same with or without it.
- * A client's own Ready (geo, latency, sticky) is read ahead for a query with an ECS option right
- * after the question (how resolvers send it), keyed as the query path keys it (clientKey4/6); a
- * query without ECS is keyed by its source address there, which this does not read: for it the
- * client's Ready stays a miss of the answer.
+ * A client's own Ready (geo, latency, sticky) is found by the key the query path uses
+ * (clientKey4/6): from an ECS option right after the question (how resolvers send it), else from
+ * the datagram's source address in the batch's records.
  */
 
 import { OPT_ECS, questionHash, questionSpan } from '../dns/query.ts'
@@ -67,6 +66,36 @@ export function ecsClientKey(input: Uint8Array, start: number, end: number, at: 
   return false
 }
 
+/** Where a batch's datagrams and their records are (the batched UDP addon's layout). */
+export interface BatchLayout {
+  /** Bytes per datagram slot: datagram i at `input[i * slot]`. */
+  readonly slot: number
+  /** Int32 words per record: record i at `meta[i * words]`. */
+  readonly words: number
+  /** Word of a record holding the datagram's length (negative: no datagram). */
+  readonly lengthAt: number
+  /** Word of a record holding the source's family (4 or 6); -1: records carry no source. */
+  readonly familyAt: number
+  /** Byte offset in a record of the source address (4 or 16 bytes, network order). */
+  readonly addressAt: number
+}
+
+/** The key of a datagram's source address, as the query path keys a client without ECS. */
+function sourceKey(records: Uint8Array, at: number, family: number, out: ClientKey): boolean {
+  const b = records
+  if (family === 4) {
+    clientKey4(out, ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0, 32)
+    return true
+  }
+  if (family !== 6) return false
+  // An IPv4-mapped address reads as the IPv4 client it is (context.ts ipv4Value).
+  let mapped = b[at + 10] === 0xff && b[at + 11] === 0xff
+  for (let k = 0; mapped && k < 10; k++) mapped = b[at + k] === 0
+  if (mapped) clientKey4(out, ((b[at + 12]! << 24) | (b[at + 13]! << 16) | (b[at + 14]! << 8) | b[at + 15]!) >>> 0, 32)
+  else clientKey6(out, b, at, 128)
+  return true
+}
+
 export class ReadAhead {
   #capacity = 0
   #hashes = new Int32Array(0)
@@ -100,19 +129,19 @@ export class ReadAhead {
   }
 
   /**
-   * Reads ahead for `count` datagrams: datagram i at `input[i * slot]`, its length at
-   * `lengths[i * stride + lengthAt]` (the batched UDP addon's layout; negative: none). Returns how
-   * many of them it followed down to an answer template (tests; the server ignores it).
+   * Reads ahead for the first `count` datagrams of a batch laid out as `layout` says (`records`:
+   * the same records as bytes, for the source addresses). Returns how many of them it followed
+   * down to an answer template (tests; the server ignores it).
    */
   run(
     table: ZoneTable,
     input: Uint8Array,
-    slot: number,
-    lengths: Int32Array,
-    stride: number,
-    lengthAt: number,
+    meta: Int32Array,
+    records: Uint8Array,
+    layout: BatchLayout,
     count: number,
   ): number {
+    const { slot, words, lengthAt } = layout
     if (count > this.#capacity) this.#grow(count)
     const hashes = this.#hashes
     const qtypes = this.#qtypes
@@ -120,7 +149,7 @@ export class ReadAhead {
     // 1. The question's name hash and type (bytes just received: in cache).
     for (let i = 0; i < count; i++) {
       const start = i * slot
-      const len = lengths[i * stride + lengthAt]!
+      const len = meta[i * words + lengthAt]!
       const end = start + len
       const h = len < MIN_QUERY || start + len > input.length ? -1 : questionHash(input, start, end)
       const at = questionSpan.end
@@ -162,14 +191,18 @@ export class ReadAhead {
       if (c !== undefined) clients[i] = c
       else readys[i] = v6 ? s.ready6 : s.ready4
     }
-    // 5. Client tables: the slot of the query's client, by its ECS option (bytes still in cache).
+    // 5. Client tables: the slot of the query's client, by its ECS option or source (in cache).
     const key = this.#key
     for (let i = 0; i < count; i++) {
       const c = clients[i]
       if (c === undefined) continue
       clients[i] = undefined
       const start = i * slot
-      if (ecsClientKey(input, start, start + lengths[i * stride + lengthAt]!, ends[i]!, key))
+      const m = i * words
+      if (
+        ecsClientKey(input, start, start + meta[m + lengthAt]!, ends[i]!, key) ||
+        (layout.familyAt >= 0 && sourceKey(records, m * 4 + layout.addressAt, meta[m + layout.familyAt]!, key))
+      )
         readys[i] = clientReady(c, key.keyFamily, key.keyHi, key.keyLo)
     }
     // 6. Readys: their first two templates (a draw picks one of them, or one of its array's).

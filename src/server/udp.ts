@@ -28,6 +28,7 @@ import {
 } from '../native/udp-batch.ts'
 import { ipv4Value } from '../query/context.ts'
 import type { Answerer } from '../query/handle.ts'
+import type { BatchLayout } from '../query/read-ahead.ts'
 import type { QueryObserver } from './observer.ts'
 import { PeerNames } from './peer-names.ts'
 import { servfail } from './servfail.ts'
@@ -264,6 +265,13 @@ function listenBatched(
   }
   let handle: ReturnType<UdpBatchAddon['open']>[0] | undefined
 
+  const layout: BatchLayout = {
+    slot,
+    words,
+    lengthAt: META_LEN,
+    familyAt: META_FAMILY,
+    addressAt: META_ADDR,
+  }
   let readAheadFailed = false
   const onBatch = (count: number): void => {
     let pos = 0
@@ -272,7 +280,7 @@ function listenBatched(
     // answering goes on without it (a throw here would reach the addon's fatal-exception path).
     if (count > 1 && !readAheadFailed) {
       try {
-        r.answerer.readAhead(input, slot, meta, words, META_LEN, count)
+        r.answerer.readAhead(input, meta, metaBytes, layout, count)
       } catch (err) {
         readAheadFailed = true
         r.log.error({ err }, 'batch read-ahead failed; answering without it')

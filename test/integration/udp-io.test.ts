@@ -39,6 +39,22 @@ const ZONE = [
   ...Array.from({ length: 100 }, (_, i) => `big TXT "${i} ${TXT}"`),
 ].join('\n')
 
+// A service whose answers are kept per client /24: the read-ahead keys it by the source address.
+const SERVICE_ZONE = [
+  'zone: svc.test',
+  'records: |',
+  '  @ 3600 SOA ns1 hostmaster 1 7200 3600 1209600 300',
+  '  @ 3600 NS ns1',
+  '  ns1 A 192.0.2.1',
+  'pools:',
+  '  p:',
+  '    endpoints:',
+  '      e1: { address: 192.0.2.11 }',
+  '      e2: { address: 192.0.2.12 }',
+  'services:',
+  '  stick: { pools: [p], chain: [sticky] }',
+].join('\n')
+
 let dir: string
 let answerer: Answerer
 let observed: string[]
@@ -56,6 +72,7 @@ async function open(io: 'batched' | 'dgram', host = '127.0.0.1', outputBytes?: n
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'gslb-udp-io-'))
   writeFileSync(join(dir, 'io.test.zone'), `${ZONE}\n`)
+  writeFileSync(join(dir, 'svc.test.yaml'), `${SERVICE_ZONE}\n`)
   const zones = new ZoneSet(dir)
   zones.reload()
   answerer = new Answerer({ maxUdpSize: 65535 })
@@ -161,6 +178,20 @@ describe.runIf(process.platform === 'linux')('batched UDP I/O', () => {
       const b = await udpExchange(plain.port, m)
       expect(replies.get(m.readUInt16BE(0))?.toString('hex')).toBe(b!.toString('hex'))
     }
+    // A sticky service without ECS: once this client has answers of its own, every batch of them
+    // is followed to its template by the source address the addon put in the batch's records.
+    const stick = (id: number): Buffer => query('stick.svc.test', 'A', { id })
+    expect(await udpExchange(l.port, stick(1000))).not.toBeNull()
+    const before = ahead.readAheadStats
+    const sticky = Array.from({ length: 120 }, (_, i) => stick(2000 + i))
+    const answered = await burst(l.port, sticky)
+    expect(answered.size).toBe(sticky.length)
+    const after = ahead.readAheadStats
+    const batches = after.batches - before.batches
+    expect(batches).toBeGreaterThan(0)
+    // Every datagram of every batch read ahead (batches of one are not) reached its template.
+    expect(after.reached - before.reached).toBeGreaterThanOrEqual(batches * 2)
+    expect(after.reached - before.reached).toBeLessThanOrEqual(sticky.length)
   })
 
   it('rate-limits alike on both paths: the peer address reaches RRL from bytes and from text', async () => {

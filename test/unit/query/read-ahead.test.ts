@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import * as dnsPacket from 'dns-packet'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readZoneFile } from '../../../src/config/zone-file.ts'
+import { parseAddress } from '../../../src/dns/address.ts'
 import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } from '../../../src/dns/query.ts'
 import { HealthStore } from '../../../src/health/state.ts'
 import { KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
@@ -85,16 +86,23 @@ function ednsQuery(name: string, type: string, ecs?: readonly [string, number], 
 }
 
 const SLOT = 512
+/** Records of 8 words: length in word 1, source family in word 2, source address from byte 12. */
+const LAYOUT = { slot: SLOT, words: 8, lengthAt: 1, familyAt: 2, addressAt: 12 }
 
-/** Datagrams laid out as the batched UDP addon does: slot i at i * SLOT, lengths in a stride-3 record. */
-function batch(packets: readonly Buffer[], lengths?: readonly number[]) {
+/** Datagrams laid out as the batched UDP addon does (LAYOUT), from 127.0.0.1 unless given. */
+function batch(packets: readonly Buffer[], lengths?: readonly number[], sources?: readonly string[]) {
   const input = Buffer.alloc(packets.length * SLOT)
-  const meta = new Int32Array(packets.length * 3).fill(-7)
+  const meta = new Int32Array(packets.length * LAYOUT.words).fill(-7)
+  const records = new Uint8Array(meta.buffer)
   packets.forEach((p, i) => {
     p.copy(input, i * SLOT, 0, Math.min(p.length, SLOT))
-    meta[i * 3 + 1] = lengths?.[i] ?? p.length
+    const m = i * LAYOUT.words
+    meta[m + LAYOUT.lengthAt] = lengths?.[i] ?? p.length
+    const from = parseAddress(sources?.[i] ?? '127.0.0.1')!
+    meta[m + LAYOUT.familyAt] = from.family
+    records.set(from.bytes, m * 4 + LAYOUT.addressAt)
   })
-  return { input, meta, count: packets.length }
+  return { input, meta, records, count: packets.length }
 }
 
 describe('question hash', () => {
@@ -230,7 +238,7 @@ describe('ReadAhead', () => {
     const ahead = new ReadAhead()
     const run = (packets: readonly Buffer[], lengths?: readonly number[]): number => {
       const b = batch(packets, lengths)
-      return ahead.run(t, b.input, SLOT, b.meta, 3, 1, b.count)
+      return ahead.run(t, b.input, b.meta, b.records, LAYOUT, b.count)
     }
     expect(run([query('www.gslb.example', 'A')])).toBe(1)
     expect(run([query('WWW.gslb.example', 'TXT')])).toBe(1)
@@ -262,7 +270,7 @@ describe('ReadAhead', () => {
     const ahead = new ReadAhead()
     const run = (packets: readonly Buffer[]): number => {
       const b = batch(packets)
-      return ahead.run(t, b.input, SLOT, b.meta, 3, 1, b.count)
+      return ahead.run(t, b.input, b.meta, b.records, LAYOUT, b.count)
     }
     const uk = ednsQuery('stick.gslb.example', 'A', ['81.2.69.0', 24])
     const other = ednsQuery('stick.gslb.example', 'A', ['192.0.2.0', 24])
@@ -286,12 +294,34 @@ describe('ReadAhead', () => {
     const at = (min?: number): number => {
       const a = new Answerer(min === undefined ? {} : { readAheadMinNames: min })
       a.table = t
-      return a.readAhead(b.input, SLOT, b.meta, 3, 1, b.count)
+      return a.readAhead(b.input, b.meta, b.records, LAYOUT, b.count)
     }
     expect(t.byHash.size).toBeLessThan(READ_AHEAD_MIN_NAMES)
     expect(at()).toBe(0)
     expect(at(t.byHash.size + 1)).toBe(0)
     expect(at(t.byHash.size)).toBe(1)
+  })
+
+  it("follows a client's own Ready by the source address of a query without ECS", () => {
+    const t = table()
+    const ahead = new ReadAhead()
+    const run = (from: string, layout = LAYOUT, type = 'A'): number => {
+      const b = batch([ednsQuery('stick.gslb.example', type)], undefined, [from])
+      return ahead.run(t, b.input, b.meta, b.records, layout, b.count)
+    }
+    const answerer = new Answerer({ random: mulberry32(3) })
+    answerer.table = t
+    expect(run('198.51.100.9')).toBe(0)
+    expect(answerer.answer(ednsQuery('stick.gslb.example', 'A'), 'udp', '198.51.100.7')).not.toBeNull()
+    // Keyed by /24, as the query path keys it; an IPv4-mapped IPv6 source is that IPv4 client.
+    expect(run('198.51.100.9')).toBe(1)
+    expect(run('::ffff:198.51.100.20')).toBe(1)
+    expect(run('198.51.101.9')).toBe(0)
+    expect(run('198.51.100.9', { ...LAYOUT, familyAt: -1 })).toBe(0)
+    // IPv6 by /56.
+    expect(answerer.answer(ednsQuery('stick.gslb.example', 'AAAA'), 'udp', '2001:db8:1:200::7')).not.toBeNull()
+    expect(run('2001:db8:1:2ff::5', LAYOUT, 'AAAA')).toBe(1)
+    expect(run('2001:db8:1:300::5', LAYOUT, 'AAAA')).toBe(0)
   })
 
   it('reads batches larger than it was made for, and garbage of any length, without throwing', () => {
@@ -303,7 +333,7 @@ describe('ReadAhead', () => {
       // Lengths past the slot and the buffer, zero and negative ones too.
       const lengths = packets.map((p) => [p.length, 0, -1, SLOT + 100, 1 << 20][int(rng, 5)]!)
       const b = batch(packets, lengths)
-      expect(() => ahead.run(t, b.input, SLOT, b.meta, 3, 1, b.count)).not.toThrow()
+      expect(() => ahead.run(t, b.input, b.meta, b.records, LAYOUT, b.count)).not.toThrow()
     }
   })
 
@@ -319,7 +349,7 @@ describe('ReadAhead', () => {
     ahead.table = t
     const b = batch(packets)
     for (let round = 0; round < 3; round++) {
-      const reached = ahead.readAhead(b.input, SLOT, b.meta, 3, 1, b.count)
+      const reached = ahead.readAhead(b.input, b.meta, b.records, LAYOUT, b.count)
       // Round 0: the services have made nothing ahead yet; from round 1 every name that exists is reached.
       expect(reached).toBe(round === 0 ? 3 : 6)
       for (const p of packets) {
