@@ -55,7 +55,7 @@ export interface AnswerConfig {
 /**
  * About where a zone set's answer objects (a few hundred bytes per name, scattered) outgrow a
  * core's L2 cache: from here on a query's reads miss, and the read-ahead hides more than it costs
- * (on the benchmark's 14-name zones it cost 0-5% CPU per query; on 110k names it saved 3-11%).
+ * (on the benchmark's 14-name zones it cost 0-5% CPU per query; on 110k names it saved 1-12%).
  */
 export const READ_AHEAD_MIN_NAMES = 4096
 

@@ -32,25 +32,33 @@ import { type ClientKey, clientKey4, clientKey6 } from './context.ts'
 const MIN_QUERY = 12 + 1 + 4
 const TYPE_OPT = 41
 
+/** What `ecsClientKey` found: a key from ECS, no ECS (the source address keys the client), or neither. */
+export const ECS_KEY = 1
+export const NO_ECS = 0
+export const NO_KEY = -1
+
 /**
  * The client key of the ECS option of the query at `input[start, end)` whose question ends at
- * `at`, into `out`; false when it has none there. Only the usual layout: no answer or authority
- * records and the OPT record first after the question. Address bytes past the source prefix are
- * read but masked off by the key, so a short address is read in place.
+ * `at`, into `out` (ECS_KEY); NO_ECS when the query has no ECS option (the query path then keys
+ * the client by its source address); NO_KEY when its ECS option gives no key (source prefix 0)
+ * or the message is not laid out as read here: no answer or authority records and, if anything
+ * follows the question, the OPT record first. Address bytes past the source prefix are read but
+ * masked off by the key, so a short address is read in place.
  */
-export function ecsClientKey(input: Uint8Array, start: number, end: number, at: number, out: ClientKey): boolean {
-  if ((input[start + 6]! | input[start + 7]! | input[start + 8]! | input[start + 9]!) !== 0) return false
-  if (at + 11 > end || input[at] !== 0 || ((input[at + 1]! << 8) | input[at + 2]!) !== TYPE_OPT) return false
+export function ecsClientKey(input: Uint8Array, start: number, end: number, at: number, out: ClientKey): number {
+  if ((input[start + 6]! | input[start + 7]! | input[start + 8]! | input[start + 9]!) !== 0) return NO_KEY
+  if (at === end) return NO_ECS
+  if (at + 11 > end || input[at] !== 0 || ((input[at + 1]! << 8) | input[at + 2]!) !== TYPE_OPT) return NO_KEY
   const rdEnd = at + 11 + ((input[at + 9]! << 8) | input[at + 10]!)
-  if (rdEnd > end) return false
+  if (rdEnd > end) return NO_KEY
   for (let o = at + 11; o + 4 <= rdEnd; ) {
     const len = (input[o + 2]! << 8) | input[o + 3]!
     if (((input[o]! << 8) | input[o + 1]!) === OPT_ECS) {
-      if (len < 4 || o + 4 + len > rdEnd) return false
+      if (len < 4 || o + 4 + len > rdEnd) return NO_KEY
       const family = (input[o + 4]! << 8) | input[o + 5]!
       const source = input[o + 6]!
       const a = o + 8
-      if (source === 0) return false
+      if (source === 0) return NO_KEY
       if (family === 1 && source <= 32)
         clientKey4(
           out,
@@ -58,12 +66,12 @@ export function ecsClientKey(input: Uint8Array, start: number, end: number, at: 
           source,
         )
       else if (family === 2 && source <= 128) clientKey6(out, input, a, source)
-      else return false
-      return true
+      else return NO_KEY
+      return ECS_KEY
     }
     o += 4 + len
   }
-  return false
+  return NO_ECS
 }
 
 /** Where a batch's datagrams and their records are (the batched UDP addon's layout). */
@@ -199,9 +207,12 @@ export class ReadAhead {
       clients[i] = undefined
       const start = i * slot
       const m = i * words
+      const ecs = ecsClientKey(input, start, start + meta[m + lengthAt]!, ends[i]!, key)
       if (
-        ecsClientKey(input, start, start + meta[m + lengthAt]!, ends[i]!, key) ||
-        (layout.familyAt >= 0 && sourceKey(records, m * 4 + layout.addressAt, meta[m + layout.familyAt]!, key))
+        ecs === ECS_KEY ||
+        (ecs === NO_ECS &&
+          layout.familyAt >= 0 &&
+          sourceKey(records, m * 4 + layout.addressAt, meta[m + layout.familyAt]!, key))
       )
         readys[i] = clientReady(c, key.keyFamily, key.keyHi, key.keyLo)
     }

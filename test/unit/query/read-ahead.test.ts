@@ -17,7 +17,7 @@ import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } 
 import { HealthStore } from '../../../src/health/state.ts'
 import { KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
 import { Answerer, READ_AHEAD_MIN_NAMES } from '../../../src/query/handle.ts'
-import { ecsClientKey, ReadAhead } from '../../../src/query/read-ahead.ts'
+import { ECS_KEY, ecsClientKey, NO_ECS, NO_KEY, ReadAhead } from '../../../src/query/read-ahead.ts'
 import { compileZone } from '../../../src/zone/compile.ts'
 import { buildTable, NameIndex } from '../../../src/zone/table.ts'
 import { validateZone } from '../../../src/zone/validate.ts'
@@ -173,22 +173,23 @@ describe('ECS client key', () => {
         ctx.reset(q, '127.0.0.1', view)
         ctx.computeKey()
         expect(questionHash(p, 0, p.length)).toBe(q.hash)
-        expect(ecsClientKey(p, 0, p.length, questionSpan.end + 4, key)).toBe(true)
+        expect(ecsClientKey(p, 0, p.length, questionSpan.end + 4, key)).toBe(ECS_KEY)
         expect([key.keyFamily, key.keyHi, key.keyLo]).toEqual([ctx.keyFamily, ctx.keyHi, ctx.keyLo])
       }
     }
   })
 
-  it('is not found without an ECS option, with source prefix 0, or past records it does not expect', () => {
+  it('says NO_ECS without an ECS option, NO_KEY for source prefix 0 or a layout it does not read', () => {
     const key = { keyFamily: -1, keyHi: -1, keyLo: -1 }
     const at = (p: Buffer): number => (questionHash(p, 0, p.length) >= 0 ? questionSpan.end + 4 : -1)
-    const none = [
-      query('app.gslb.example', 'A'),
-      ednsQuery('app.gslb.example', 'A'),
-      ednsQuery('app.gslb.example', 'A', undefined, [{ code: 10, data: Buffer.alloc(8) }]),
-      ednsQuery('app.gslb.example', 'A', ['0.0.0.0', 0]),
-    ]
-    for (const p of none) expect(ecsClientKey(p, 0, p.length, at(p), key)).toBe(false)
+    const found = (p: Buffer, end = p.length): number => ecsClientKey(p, 0, end, at(p), key)
+    // No OPT, an OPT without options, an OPT with another option: the source address keys it.
+    expect(found(query('app.gslb.example', 'A'))).toBe(NO_ECS)
+    expect(found(ednsQuery('app.gslb.example', 'A'))).toBe(NO_ECS)
+    expect(found(ednsQuery('app.gslb.example', 'A', undefined, [{ code: 10, data: Buffer.alloc(8) }]))).toBe(NO_ECS)
+    // ECS with source prefix 0: the query path knows no client (KEY_UNKNOWN), so nothing is keyed.
+    expect(found(ednsQuery('app.gslb.example', 'A', ['0.0.0.0', 0]))).toBe(NO_KEY)
+    expect(KEY_UNKNOWN).toBe(0)
     // An answer record before the OPT: not the layout it reads.
     const withAnswer = dnsPacket.encode({
       type: 'query',
@@ -204,12 +205,14 @@ describe('ECS client key', () => {
         } as dnsPacket.Answer,
       ],
     })
-    expect(ecsClientKey(withAnswer, 0, withAnswer.length, at(withAnswer), key)).toBe(false)
-    // Cut inside the option.
+    expect(found(withAnswer)).toBe(NO_KEY)
+    // Cut inside the option; something other than an OPT after the question.
     const ecs = ednsQuery('app.gslb.example', 'A', ['81.2.69.0', 24])
-    expect(ecsClientKey(ecs, 0, ecs.length - 2, at(ecs), key)).toBe(false)
+    expect(found(ecs, ecs.length - 2)).toBe(NO_KEY)
+    const notOpt = Buffer.from(ecs)
+    notOpt[at(ecs) + 2] = 250
+    expect(found(notOpt)).toBe(NO_KEY)
     expect(key.keyFamily).toBe(-1)
-    expect(KEY_UNKNOWN).toBe(0)
   })
 })
 
@@ -318,6 +321,14 @@ describe('ReadAhead', () => {
     expect(run('::ffff:198.51.100.20')).toBe(1)
     expect(run('198.51.101.9')).toBe(0)
     expect(run('198.51.100.9', { ...LAYOUT, familyAt: -1 })).toBe(0)
+    // With ECS, the ECS client and not the source: source prefix 0 is no client at all.
+    const viaEcs = (ecs: [string, number]): number => {
+      const b = batch([ednsQuery('stick.gslb.example', 'A', ecs)], undefined, ['198.51.100.9'])
+      return ahead.run(t, b.input, b.meta, b.records, LAYOUT, b.count)
+    }
+    expect(viaEcs(['192.0.2.0', 24])).toBe(0)
+    expect(viaEcs(['0.0.0.0', 0])).toBe(0)
+    expect(viaEcs(['198.51.100.0', 24])).toBe(1)
     // IPv6 by /56.
     expect(answerer.answer(ednsQuery('stick.gslb.example', 'AAAA'), 'udp', '2001:db8:1:200::7')).not.toBeNull()
     expect(run('2001:db8:1:2ff::5', LAYOUT, 'AAAA')).toBe(1)
