@@ -30,7 +30,7 @@ import { CompiledService, type ServiceNode } from '../policy/service.ts'
 import type { Pool } from '../policy/types.ts'
 import type { ProbeTarget } from '../probe/types.ts'
 import { targetId } from '../state/types.ts'
-import { runSync, type Steps } from './cooperative.ts'
+import { COPIES_PER_STEP, runSync, type Steps } from './cooperative.ts'
 import { AnswerNode } from './node.ts'
 import { type RRset, readName, type ZoneData } from './validate.ts'
 
@@ -115,12 +115,6 @@ function anyAnswer(
 
 /** Names (or services) compiled between two yields of `compileZoneSteps`. */
 const NAMES_PER_STEP = 2
-/**
- * Whole-zone passes that only copy or probe Map entries: microseconds per thousand, but a step is
- * stretched by whatever V8 marks inside it while a live reload allocates, and 1024 a step were
- * seen taking 20-37 ms then (BENCHMARKS.md, "Scale").
- */
-const COPIES_PER_STEP = 64
 
 export function compileZone(
   data: ZoneData,

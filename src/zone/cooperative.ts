@@ -44,6 +44,13 @@ export interface SliceStats {
   backoffs: number
 }
 
+/**
+ * Entries between two yields of a whole-zone pass that only copies or probes Map entries:
+ * microseconds per thousand, but a step is stretched by whatever V8 marks inside it while a live
+ * reload allocates, and 1024 a step were seen taking 20-37 ms then (BENCHMARKS.md, "Scale").
+ */
+export const COPIES_PER_STEP = 64
+
 /** Time slice a live reload runs before letting the event loop answer queries. */
 export const DEFAULT_SLICE_MS = 5
 

@@ -10,7 +10,7 @@ import type { Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
 import type { ServiceNode } from '../policy/service.ts'
 import type { CompiledZone } from './compile.ts'
-import { runSync, type Steps } from './cooperative.ts'
+import { COPIES_PER_STEP, runSync, type Steps } from './cooperative.ts'
 import type { AnswerNode } from './node.ts'
 
 export interface ZoneTable {
@@ -139,13 +139,7 @@ export function buildTable(zones: readonly CompiledZone[]): ZoneTable {
   return runSync(buildTableSteps(zones))
 }
 
-/**
- * Names copied per step of `buildTableSteps`. It runs last in a live reload, with the most new
- * heap for V8 to mark inside its steps: 1024 a step were seen taking 20-37 ms (zone/cooperative).
- */
-const COPIES_PER_STEP = 64
-
-/** `buildTable` as steps that yield every few dozen names (see zone/cooperative). */
+/** `buildTable` as steps that yield every few dozen names (COPIES_PER_STEP; it runs last in a live reload, with the most new heap for V8 to mark). */
 export function* buildTableSteps(zones: readonly CompiledZone[]): Steps<ZoneTable> {
   yield
   const nodes = new Map<string, AnswerNode>()
