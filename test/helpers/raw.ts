@@ -24,14 +24,40 @@ export function udpExchange(port: number, msg: Buffer, timeoutMs = 500, host = '
   })
 }
 
+export interface QueryOptions {
+  readonly id?: number
+  readonly edns?: boolean
+  readonly flags?: number
+  /** An ECS option (address, source prefix), after `options`; implies `edns`. */
+  readonly ecs?: readonly [string, number] | undefined
+  /** Other EDNS options, as dns-packet takes them; implies `edns`. */
+  readonly options?: readonly object[]
+}
+
 /** A query as dns-packet encodes it (no compression, optional OPT). */
-export function query(name: string, type: string, opts: { id?: number; edns?: boolean; flags?: number } = {}): Buffer {
+export function query(name: string, type: string, opts: QueryOptions = {}): Buffer {
+  const { ecs } = opts
+  const options = [
+    ...(opts.options ?? []),
+    ...(ecs === undefined
+      ? []
+      : [
+          {
+            code: 8,
+            family: ecs[0].includes(':') ? 2 : 1,
+            sourcePrefixLength: ecs[1],
+            scopePrefixLength: 0,
+            ip: ecs[0],
+          },
+        ]),
+  ]
+  const edns = opts.edns === true || ecs !== undefined || opts.options !== undefined
   return dnsPacket.encode({
     type: 'query',
     id: opts.id ?? 4242,
     flags: opts.flags ?? 0,
     questions: [{ type: type as dnsPacket.RecordType, name, class: 'IN' }],
-    additionals: opts.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer] : [],
+    additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options } as dnsPacket.Answer] : [],
   })
 }
 

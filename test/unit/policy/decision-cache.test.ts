@@ -25,7 +25,7 @@ import { clientFromText, type GeoLookup, ipv4Value, QueryContext } from '../../.
 import { Answerer } from '../../../src/query/handle.ts'
 import type { CompiledZone } from '../../../src/zone/compile.ts'
 import { buildTable } from '../../../src/zone/table.ts'
-import { answerData, decode } from '../../helpers/raw.ts'
+import { answerData, decode, query } from '../../helpers/raw.ts'
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures')
 const ZONE_FILE = join(FIXTURES, 'gslb/gslb.example.yaml')
@@ -285,23 +285,7 @@ describe('client cache keys', () => {
 
 describe('answers a node made ahead (Ready, on the query path)', () => {
   function packetFor(name: string, qtype: number, ecs: readonly [string, number] | undefined): Buffer {
-    const options = ecs
-      ? [
-          {
-            code: 8,
-            family: ecs[0].includes(':') ? 2 : 1,
-            sourcePrefixLength: ecs[1],
-            scopePrefixLength: 0,
-            ip: ecs[0],
-          },
-        ]
-      : []
-    return dnsPacket.encode({
-      type: 'query',
-      id: 7,
-      questions: [{ name, type: qtype === T.A ? 'A' : 'AAAA' }],
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options } as dnsPacket.Answer],
-    })
+    return query(name, qtype === T.A ? 'A' : 'AAAA', { id: 7, edns: true, ecs })
   }
 
   it('give what the reference chain gives, with its scope and random use, across health states', () => {

@@ -23,6 +23,7 @@ import { buildTable, NameIndex } from '../../../src/zone/table.ts'
 import { validateZone } from '../../../src/zone/validate.ts'
 import { fuzzPacket, int } from '../../helpers/fuzz.ts'
 import { mulberry32 } from '../../helpers/policy-context.ts'
+import { query as rawQuery } from '../../helpers/raw.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'gslb-read-ahead-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -61,28 +62,9 @@ function query(name: string, type: string, id = 1, cls: 'IN' | 'CH' = 'IN'): Buf
   return dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'A', class: cls }] })
 }
 
-/** A query with an OPT record carrying `options` (an ECS option by default: address, source prefix). */
-function ednsQuery(name: string, type: string, ecs?: readonly [string, number], extra: object[] = []): Buffer {
-  const options = [
-    ...extra,
-    ...(ecs === undefined
-      ? []
-      : [
-          {
-            code: 8,
-            family: ecs[0].includes(':') ? 2 : 1,
-            sourcePrefixLength: ecs[1],
-            scopePrefixLength: 0,
-            ip: ecs[0],
-          },
-        ]),
-  ]
-  return dnsPacket.encode({
-    type: 'query',
-    id: 9,
-    questions: [{ name, type: type as 'A' }],
-    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options } as dnsPacket.Answer],
-  })
+/** A query with an OPT record: ECS (address, source prefix) after `options` when given. */
+function ednsQuery(name: string, type: string, ecs?: readonly [string, number], options: object[] = []): Buffer {
+  return rawQuery(name, type, { id: 9, edns: true, ecs, options })
 }
 
 const SLOT = 512
