@@ -217,7 +217,7 @@ describe('serve --reload-mode handover', () => {
     expect(log.lastIndexOf('"msg":"heap compacted after a zone change"')).toBeLessThan(
       log.lastIndexOf('zones handed over to a fresh worker'),
     )
-    expect(log).toMatch(/"ms":\d+,"rssMb":\d+,"msg":"heap compacted after a zone change"/)
+    expect(log).toMatch(/"ms":\d+,"rssMb":\d+,"newSpaceMb":\d+,"msg":"heap compacted after a zone change"/)
     // The main thread's live reload says how long its longest slice held its event loop.
     expect(log).toMatch(
       /"reason":"file change"[^\n]*"pauses":\d+,"longestSliceMs":[\d.]+,"backoffs":\d+,"msg":"zones reloaded"/,
