@@ -348,6 +348,16 @@ function findClient(slots: readonly (Ready | undefined)[], ctx: CacheableContext
   return clientReady(slots, ctx.keyFamily, ctx.keyHi, ctx.keyLo)
 }
 
+/** Where `clientReady` starts probing a client table for a (known) client key. */
+export function firstClientSlot(
+  slots: readonly (Ready | undefined)[],
+  family: number,
+  keyHi: number,
+  key: number,
+): number {
+  return clientSlot(family, family === KEY_V6 ? keyHi | 0 : 0, key, slots.length - 1)
+}
+
 /** The Ready under a client key (QueryContext.keyFamily, keyHi, keyLo) in a client table. */
 export function clientReady(
   slots: readonly (Ready | undefined)[],
@@ -358,7 +368,7 @@ export function clientReady(
   if (family === KEY_UNKNOWN) return undefined
   const hi = family === KEY_V6 ? keyHi | 0 : 0
   const mask = slots.length - 1
-  for (let i = clientSlot(family, hi, key, mask); ; i = (i + 1) & mask) {
+  for (let i = firstClientSlot(slots, family, keyHi, key); ; i = (i + 1) & mask) {
     const c = slots[i]
     if (c === undefined) return undefined
     if (c.clientKey === key && c.clientHi === hi && c.clientFamily === family) return c

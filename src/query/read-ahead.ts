@@ -22,11 +22,11 @@
 import { OPT_ECS, questionHash, questionSpan } from '../dns/query.ts'
 import type { Template } from '../dns/template.ts'
 import { T } from '../dns/types.ts'
-import { clientReady, type Ready, type ServiceNode } from '../policy/service.ts'
+import { clientReady, firstClientSlot, type Ready, type ServiceNode } from '../policy/service.ts'
 import type { AnswerNode } from '../zone/node.ts'
 import { answerAt, type ZoneTable } from '../zone/table.ts'
 import { CLASS_IN } from '../zone/types.ts'
-import { type ClientKey, clientKey4, clientKey6 } from './context.ts'
+import { type ClientKey, clientKey4, clientKey6, KEY_UNKNOWN } from './context.ts'
 
 /** Datagrams shorter than a header and the shortest question (root name, type, class) hold none. */
 const MIN_QUERY = 12 + 1 + 4
@@ -111,6 +111,10 @@ export class ReadAhead {
   /** Where each question ends (past type and class): the OPT record starts there. */
   #ends = new Int32Array(0)
   readonly #key: ClientKey = { keyFamily: 0, keyHi: 0, keyLo: 0 }
+  /** Each datagram's client key (stage 5), as ClientKey's three numbers. */
+  #families = new Int32Array(0)
+  #his = new Int32Array(0)
+  #los = new Int32Array(0)
   // One array per stage and type: each stage's loop reads one kind of object (monomorphic).
   #nodes: (AnswerNode | null | undefined)[] = []
   #services: (ServiceNode | undefined)[] = []
@@ -128,6 +132,9 @@ export class ReadAhead {
     this.#hashes = new Int32Array(c)
     this.#qtypes = new Int32Array(c)
     this.#ends = new Int32Array(c)
+    this.#families = new Int32Array(c)
+    this.#his = new Int32Array(c)
+    this.#los = new Int32Array(c)
     this.#nodes = new Array(c).fill(undefined)
     this.#services = new Array(c).fill(undefined)
     this.#clients = new Array(c).fill(undefined)
@@ -199,22 +206,45 @@ export class ReadAhead {
       if (c !== undefined) clients[i] = c
       else readys[i] = v6 ? s.ready6 : s.ready4
     }
-    // 5. Client tables: the slot of the query's client, by its ECS option or source (in cache).
+    // 5. Client tables: the query's client in its service's table, by its ECS option or source.
+    // Table, slot and Ready are three objects, each read needing the one before: one pass each,
+    // so that the misses of a pass overlap (in one loop they were three in a row per query).
+    // 5a. The client keys (from the datagrams and records: in cache).
     const key = this.#key
+    const families = this.#families
+    const his = this.#his
+    const los = this.#los
     for (let i = 0; i < count; i++) {
-      const c = clients[i]
-      if (c === undefined) continue
-      clients[i] = undefined
+      if (clients[i] === undefined) continue
       const start = i * slot
       const m = i * words
       const ecs = ecsClientKey(input, start, start + meta[m + lengthAt]!, ends[i]!, key)
       if (
-        ecs === ECS_KEY ||
-        (ecs === NO_ECS &&
-          layout.familyAt >= 0 &&
-          sourceKey(records, m * 4 + layout.addressAt, meta[m + layout.familyAt]!, key))
-      )
-        readys[i] = clientReady(c, key.keyFamily, key.keyHi, key.keyLo)
+        (ecs === ECS_KEY ||
+          (ecs === NO_ECS &&
+            layout.familyAt >= 0 &&
+            sourceKey(records, m * 4 + layout.addressAt, meta[m + layout.familyAt]!, key))) &&
+        key.keyFamily !== KEY_UNKNOWN
+      ) {
+        families[i] = key.keyFamily
+        his[i] = key.keyHi
+        los[i] = key.keyLo
+      } else clients[i] = undefined
+    }
+    // 5b. The tables (their length), 5c. the client's first slot, 5d. the Ready behind it.
+    for (let i = 0; i < count; i++) {
+      const c = clients[i]
+      if (c !== undefined) seen ^= c.length
+    }
+    for (let i = 0; i < count; i++) {
+      const c = clients[i]
+      if (c !== undefined && c[firstClientSlot(c, families[i]!, his[i]!, los[i]!)] === undefined) clients[i] = undefined
+    }
+    for (let i = 0; i < count; i++) {
+      const c = clients[i]
+      if (c === undefined) continue
+      clients[i] = undefined
+      readys[i] = clientReady(c, families[i]!, his[i]!, los[i]!)
     }
     // 6. Readys: their first two templates (a draw picks one of them, or one of its array's).
     const seconds = this.#seconds
