@@ -14,12 +14,14 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { parseAddress } from '../../../src/dns/address.ts'
 import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } from '../../../src/dns/query.ts'
+import { T } from '../../../src/dns/types.ts'
 import { HealthStore } from '../../../src/health/state.ts'
-import { KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
+import { firstClientSlot, type ServiceNode } from '../../../src/policy/service.ts'
+import { type ClientKey, clientKey4, KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
 import { Answerer, READ_AHEAD_MIN_NAMES } from '../../../src/query/handle.ts'
 import { ECS_KEY, ecsClientKey, NO_ECS, NO_KEY, ReadAhead } from '../../../src/query/read-ahead.ts'
 import { compileZone } from '../../../src/zone/compile.ts'
-import { buildTable, NameIndex } from '../../../src/zone/table.ts'
+import { answerAt, buildTable, NameIndex } from '../../../src/zone/table.ts'
 import { validateZone } from '../../../src/zone/validate.ts'
 import { fuzzPacket, int } from '../../helpers/fuzz.ts'
 import { mulberry32 } from '../../helpers/policy-context.ts'
@@ -271,6 +273,30 @@ describe('ReadAhead', () => {
     expect(answerer.answer(v6, 'udp', '127.0.0.1')).not.toBeNull()
     expect(answerer.answer(other, 'udp', '127.0.0.1')).not.toBeNull()
     expect(run([uk, other, v6, ednsQuery('stick.gslb.example', 'AAAA', ['2001:db8:1234:5700::', 56])])).toBe(3)
+  })
+
+  it('finds every client of a full client table, those whose first slot another client took too', () => {
+    const t = table()
+    const answerer = new Answerer({ random: mulberry32(5) })
+    answerer.table = t
+    const stick = (net: string): Buffer => ednsQuery('stick.gslb.example', 'A', [net, 24])
+    const seen = Array.from({ length: 400 }, (_, k) => `10.${k >> 8}.${k & 255}.0`)
+    for (const net of seen) expect(answerer.answer(stick(net), 'udp', '127.0.0.1')).not.toBeNull()
+    // The table as the read-ahead finds it: some clients sit past their first slot.
+    const node = t.byHash.get(nameHash('\x05stick\x04gslb\x07example\x00'))!
+    const table4 = (answerAt(node, T.A) as ServiceNode).clients4!
+    const key: ClientKey = { keyFamily: 0, keyHi: 0, keyLo: 0 }
+    let displaced = 0
+    for (const net of seen) {
+      clientKey4(key, parseAddress(net)!.bytes.readUInt32BE(0), 24)
+      const first = table4[firstClientSlot(table4, key.keyFamily, key.keyHi, key.keyLo)]
+      expect(first).toBeDefined()
+      if (first!.clientKey !== key.keyLo) displaced++
+    }
+    expect(displaced).toBeGreaterThan(0)
+    const unseen = Array.from({ length: 100 }, (_, k) => `10.200.${k}.0`)
+    const b = batch([...seen, ...unseen].map(stick))
+    expect(new ReadAhead().run(t, b.input, b.meta, b.records, LAYOUT, b.count)).toBe(seen.length)
   })
 
   it('is skipped for a zone set smaller than readAheadMinNames (its answers stay in cache)', () => {
