@@ -20,7 +20,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { freePort } from '../helpers/process.ts'
 import { shellQuote, waitExit, waitReady } from './process.ts'
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? counts : [...counts].reverse()
       for (const n of order) {
-        const s = await serve(values.zones, n)
+        const s = await serve(resolve(values.zones), n)
         try {
           if (warmup > 0) generate(bin, s.port, file, warmup, sockets, outstanding)
           const cpu0 = cpuSeconds(s.child.pid!)
