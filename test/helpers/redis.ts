@@ -33,10 +33,19 @@ export const hasRedis: boolean = onPath('redis-server')
 
 const live = new Set<ChildProcess>()
 const dirs = new Set<string>()
-process.once('exit', () => {
+function cleanUp(): void {
   for (const child of live) child.kill('SIGKILL')
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-})
+  dirs.clear()
+}
+process.once('exit', cleanUp)
+// Vitest's fork pool ends a test file's process without an 'exit' event, which left every data
+// directory behind (~25 per test run); under Vitest the file's own afterAll does it. The demo
+// (test/demo/cluster.ts) runs outside Vitest and keeps the 'exit' handler.
+if (process.env['VITEST'] !== undefined) {
+  const { afterAll } = await import('vitest')
+  afterAll(cleanUp)
+}
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
   // Kept until the process exits: a restart after stop() still needs it (cluster mode keeps nodes.conf there).
