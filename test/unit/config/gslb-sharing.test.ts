@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { makeSteps } from '../../../src/policy/registry.ts'
 import { makeContext } from '../../helpers/policy-context.ts'
@@ -47,8 +47,14 @@ services:
     chain: [{ weighted: { mode: smooth } }]
 `
 
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
 function load() {
   const dir = mkdtempSync(join(tmpdir(), 'gslb-sharing-'))
+  dirs.push(dir)
   const file = join(dir, 'share.example.yaml')
   writeFileSync(file, ZONE)
   const r = readZoneFile(file)
