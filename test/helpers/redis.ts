@@ -48,7 +48,7 @@ if (process.env['VITEST'] !== undefined) {
 }
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
-  // Kept until the process exits: a restart after stop() still needs it (cluster mode keeps nodes.conf there).
+  // Kept until the test file (or process) ends: a restart after stop() still needs it (cluster mode keeps nodes.conf there).
   const dir = mkdtempSync(join(tmpdir(), 'gslb-redis-'))
   dirs.add(dir)
   let child: ChildProcess | undefined
