@@ -6,12 +6,11 @@
  * answers after it are byte for byte those without it.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as dnsPacket from 'dns-packet'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { parseAddress } from '../../../src/dns/address.ts'
 import { nameHash, ParseResult, parseQuery, Query, questionHash, questionSpan } from '../../../src/dns/query.ts'
 import { T } from '../../../src/dns/types.ts'
@@ -20,12 +19,11 @@ import { firstClientSlot, type ServiceNode } from '../../../src/policy/service.t
 import { type ClientKey, clientKey4, KEY_UNKNOWN, QueryContext } from '../../../src/query/context.ts'
 import { Answerer, READ_AHEAD_MIN_NAMES } from '../../../src/query/handle.ts'
 import { ECS_KEY, ecsClientKey, NO_ECS, NO_KEY, ReadAhead } from '../../../src/query/read-ahead.ts'
-import { compileZone } from '../../../src/zone/compile.ts'
 import { answerAt, buildTable, NameIndex } from '../../../src/zone/table.ts'
-import { validateZone } from '../../../src/zone/validate.ts'
 import { fuzzPacket, int } from '../../helpers/fuzz.ts'
 import { mulberry32 } from '../../helpers/policy-context.ts'
 import { query as rawQuery } from '../../helpers/raw.ts'
+import { compileZoneLines } from '../../helpers/zones.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'gslb-read-ahead-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -51,13 +49,7 @@ const ZONE = [
 ]
 
 function table() {
-  const path = join(dir, 'gslb.example.yaml')
-  writeFileSync(path, `${ZONE.join('\n')}\n`)
-  const read = readZoneFile(path, dir)
-  expect(read.errors.map((e) => e.message)).toEqual([])
-  const v = validateZone(read.origin!, path, read.records)
-  expect(v.errors.map((e) => e.message)).toEqual([])
-  return buildTable([compileZone(v.zone!, read.gslb)])
+  return buildTable([compileZoneLines(dir, 'gslb.example.yaml', ZONE)])
 }
 
 function query(name: string, type: string, id = 1, cls: 'IN' | 'CH' = 'IN'): Buffer {

@@ -5,17 +5,16 @@
  * `{ qname, qtype, rcode, answer, authority }`.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as dnsPacket from 'dns-packet'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { ParseResult, parseQuery, Query } from '../../../src/dns/query.ts'
 import { render } from '../../../src/dns/template.ts'
-import { type CompiledZone, compileZone } from '../../../src/zone/compile.ts'
+import type { CompiledZone } from '../../../src/zone/compile.ts'
 import { buildTable, lookup, type ZoneTable } from '../../../src/zone/table.ts'
-import { validateZone } from '../../../src/zone/validate.ts'
+import { compileZoneLines } from '../../helpers/zones.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'gslb-compile-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -23,15 +22,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 /** Loads each file (name -> lines) as the server would, failing the test on any error. */
 function compile(files: Record<string, readonly string[]>): CompiledZone[] {
   const sub = mkdtempSync(join(dir, 'set-'))
-  return Object.entries(files).map(([name, lines]) => {
-    const path = join(sub, name)
-    writeFileSync(path, lines.join('\n') + '\n')
-    const read = readZoneFile(path, sub)
-    expect(read.errors.map((e) => e.message)).toEqual([])
-    const v = validateZone(read.origin!, path, read.records)
-    expect(v.errors.map((e) => e.message)).toEqual([])
-    return compileZone(v.zone!)
-  })
+  return Object.entries(files).map(([name, lines]) => compileZoneLines(sub, name, lines))
 }
 
 const DS_HEX = 'e2d3c916f6deeac73294e8268fb5885044a833fc5459588f4a9184cfc41a5766'

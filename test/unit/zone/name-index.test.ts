@@ -7,30 +7,23 @@
  * two nodes still answer right; so do service names, for address queries and any other type.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as dnsPacket from 'dns-packet'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readZoneFile } from '../../../src/config/zone-file.ts'
 import { parseName } from '../../../src/dns/name.ts'
 import { nameHash, ParseResult, parseQuery, Query } from '../../../src/dns/query.ts'
 import { Answerer } from '../../../src/query/handle.ts'
-import { type CompiledZone, compileZone } from '../../../src/zone/compile.ts'
+import type { CompiledZone } from '../../../src/zone/compile.ts'
 import { buildTable, NameIndex, type ZoneTable } from '../../../src/zone/table.ts'
-import { validateZone } from '../../../src/zone/validate.ts'
+import { compileZoneLines } from '../../helpers/zones.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'gslb-name-index-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 function compile(name: string, lines: readonly string[]): CompiledZone {
-  const path = join(dir, name)
-  writeFileSync(path, `${lines.join('\n')}\n`)
-  const read = readZoneFile(path, dir)
-  expect(read.errors.map((e) => e.message)).toEqual([])
-  const v = validateZone(read.origin!, path, read.records)
-  expect(v.errors.map((e) => e.message)).toEqual([])
-  return compileZone(v.zone!)
+  return compileZoneLines(dir, name, lines)
 }
 
 /** Two names whose keys share a 30-bit hash (found by search over h<i>.example.com.). */
@@ -194,11 +187,7 @@ describe('services through the index', () => {
     '  app: { pools: [p], chain: [weighted] }',
     '  api: { pools: [p], chain: [weighted] }',
   ]
-  const path = join(dir, 'gslb.example.yaml')
-  writeFileSync(path, `${lines.join('\n')}\n`)
-  const read = readZoneFile(path, dir)
-  const v = validateZone(read.origin!, path, read.records)
-  const table = buildTable([compileZone(v.zone!, read.gslb)])
+  const table = buildTable([compileZoneLines(dir, 'gslb.example.yaml', lines)])
   const key = (n: string): string => parseName(n).key
 
   it('answers every type at a service name byte for byte as the lookup by key, and right from a wrong entry', () => {
